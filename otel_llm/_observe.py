@@ -1,0 +1,131 @@
+"""[4] Watch a response body go by without touching it.
+
+``response.stream`` is replaced by an observer that yields every chunk
+unchanged, feeds a copy-free view of it to the adapter's parser, and ends the
+call exactly once: on the final record, at exhaustion, on ``close``/``aclose``,
+on any exception while reading (``BaseException``, so cancellation too), or
+when an abandoned response is garbage-collected. The classes are built per
+httpx module, because httpx checks ``isinstance(stream, SyncByteStream)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from time import perf_counter_ns
+from typing import Any
+
+from otel_llm._finish import finish
+from otel_llm._guard import report
+from otel_llm._types import LLMCall, Parser
+
+__all__ = ["make_observers"]
+
+
+def _feed_nothing(data: bytes) -> bool:
+    return False
+
+
+class _ObserverBase:
+    """State and endings shared by the sync and async observers."""
+
+    _inner: Any
+    _call: LLMCall
+    _parser: Parser
+
+    def __init__(self, inner: Any, call: LLMCall, parser: Parser) -> None:
+        self._inner = inner
+        self._call = call
+        self._parser = parser
+
+    def _exhausted(self) -> None:
+        call = self._call
+        if call.finished:
+            return
+        try:
+            self._parser.close()
+        except Exception as exc:
+            report("otel_llm._observe.parser_close", exc)
+        finish(call, "exhausted")
+
+    def _parse_failed(self, exc: Exception) -> None:
+        report("otel_llm._observe.parser_feed", exc)
+
+    def __del__(self) -> None:
+        call = getattr(self, "_call", None)
+        if call is not None and not call.finished:
+            finish(call, "gc", end_ns=max(call.first_chunk_ns, call.headers_ns))
+
+
+class ObservedStream(_ObserverBase):
+    """Sync twin: ``__iter__`` + ``close``."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        call = self._call
+        feed = self._parser.feed
+        try:
+            for chunk in self._inner:
+                if chunk and not call.finished:
+                    if not call.first_chunk_ns:
+                        call.first_chunk_ns = perf_counter_ns()
+                    try:
+                        if feed(chunk):
+                            finish(call, "final")
+                    except Exception as exc:
+                        self._parse_failed(exc)
+                        feed = _feed_nothing
+                yield chunk
+        except GeneratorExit:
+            finish(call, "close")
+            raise
+        except BaseException as exc:
+            finish(call, "error", exc)
+            raise
+        self._exhausted()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            finish(self._call, "close")
+
+
+class AsyncObservedStream(_ObserverBase):
+    """Async twin: ``__aiter__`` + ``aclose``."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        call = self._call
+        feed = self._parser.feed
+        try:
+            async for chunk in self._inner:
+                if chunk and not call.finished:
+                    if not call.first_chunk_ns:
+                        call.first_chunk_ns = perf_counter_ns()
+                    try:
+                        if feed(chunk):
+                            finish(call, "final")
+                    except Exception as exc:
+                        self._parse_failed(exc)
+                        feed = _feed_nothing
+                yield chunk
+        except GeneratorExit:
+            finish(call, "close")
+            raise
+        except BaseException as exc:
+            finish(call, "error", exc)
+            raise
+        self._exhausted()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            finish(self._call, "close")
+
+
+def make_observers(sync_base: type, async_base: type) -> tuple[type, type]:
+    """Observer classes that also pass httpx's (or httpx2's) stream type checks."""
+    sync_cls = type("ObservedStream", (ObservedStream, sync_base), {"__module__": __name__})
+    async_cls = type(
+        "AsyncObservedStream", (AsyncObservedStream, async_base), {"__module__": __name__}
+    )
+    return sync_cls, async_cls

@@ -1,0 +1,184 @@
+"""[1] The patch point: ``Client.send`` / ``AsyncClient.send`` of httpx and httpx2.
+
+``send`` is the one method every request of a client goes through once per
+logical call (auth, redirects and transport retries happen inside it), for
+every transport (default, ``MockTransport``, ASGI/WSGI) and for clients built
+before ``instrument()``, since it is looked up on the class. Requests that are
+not LLM calls pay one dict lookup. The wrapper always asks the original for a
+streamed response, wraps ``response.stream``, then reads the body itself when
+the caller asked for ``stream=False``, exactly as httpx does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter_ns
+from types import ModuleType
+from typing import Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from otel_llm import _span, _state
+from otel_llm._finish import finish
+from otel_llm._guard import guarded
+from otel_llm._observe import make_observers
+from otel_llm._types import LLMCall
+from otel_llm.adapters import match
+from otel_llm.adapters._common import loads
+
+__all__ = ["patch", "patched_modules", "unpatch"]
+
+_ORIGINAL = "__otel_llm_original__"
+
+
+@dataclass(frozen=True, slots=True)
+class _Patched:
+    module: ModuleType
+    send: Callable[..., Any]
+    asend: Callable[..., Any]
+
+
+_patched: dict[str, _Patched] = {}
+
+
+def patched_modules() -> list[str]:
+    return sorted(_patched)
+
+
+@guarded(None)
+def _begin(state: _state.State, request: Any) -> LLMCall | None:
+    """Match the endpoint, read the request, open the span; None means "not ours"."""
+    url = request.url
+    endpoint = match(request.method, url.path)
+    if endpoint is None or not is_instrumentation_enabled():
+        return None
+    adapter, operation, native = endpoint
+    host: str = url.host
+    port: int | None = url.port or (443 if url.scheme == "https" else 80)
+    settings = state.settings
+    call = LLMCall(
+        operation=operation,
+        provider=settings.provider_for(host, port, native),
+        adapter=adapter,
+        settings=settings,
+        server_address=host,
+        server_port=port,
+        start_ns=perf_counter_ns(),
+    )
+    try:
+        body = request.content
+    except Exception:  # a streamed upload we must not consume
+        body = b""
+    if body:
+        parsed = loads(body)
+        if isinstance(parsed, dict):
+            adapter.read_request(call, parsed)
+    call.span = _span.start(call, state.tracer)
+    if settings.propagate:
+        _inject(request, call)
+    return call
+
+
+@guarded(None)
+def _inject(request: Any, call: LLMCall) -> None:
+    """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy)."""
+    propagate.inject(request.headers, context=trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+
+
+@guarded(None)
+def _watch(response: Any, call: LLMCall, observer: type) -> None:
+    call.headers_ns = perf_counter_ns()
+    status = response.status_code
+    call.status_code = status
+    if status >= 400:
+        call.error_type = str(status)
+    parser = call.adapter.parser(call, response.headers.get("content-type", ""))
+    response.stream = observer(response.stream, call, parser)
+
+
+def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def send(self: Any, request: Any, *args: Any, stream: bool = False, **kwargs: Any) -> Any:
+        state = _state.current
+        call = _begin(state, request) if state is not None else None
+        if call is None:
+            return original(self, request, *args, stream=stream, **kwargs)
+        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        try:
+            response = original(self, request, *args, stream=True, **kwargs)
+        except BaseException as exc:
+            finish(call, "error", exc)
+            raise
+        finally:
+            context.detach(token)
+        _watch(response, call, observer)
+        if call.span is not None and not isinstance(response.stream, observer):
+            finish(call, "unobserved")  # our wrapping failed: end the span, leave the call be
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    setattr(send, _ORIGINAL, original)
+    return send
+
+
+def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def send(
+        self: Any, request: Any, *args: Any, stream: bool = False, **kwargs: Any
+    ) -> Any:
+        state = _state.current
+        call = _begin(state, request) if state is not None else None
+        if call is None:
+            return await original(self, request, *args, stream=stream, **kwargs)
+        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        try:
+            response = await original(self, request, *args, stream=True, **kwargs)
+        except BaseException as exc:
+            finish(call, "error", exc)
+            raise
+        finally:
+            context.detach(token)
+        _watch(response, call, observer)
+        if call.span is not None and not isinstance(response.stream, observer):
+            finish(call, "unobserved")
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+    setattr(send, _ORIGINAL, original)
+    return send
+
+
+def patch(module: ModuleType) -> None:
+    """Wrap ``module.Client.send`` and ``module.AsyncClient.send`` (idempotent)."""
+    name = module.__name__
+    if name in _patched:
+        return
+    client, async_client = module.Client, module.AsyncClient
+    send, asend = client.send, async_client.send
+    if hasattr(send, _ORIGINAL) or hasattr(asend, _ORIGINAL):
+        return
+    sync_observer, async_observer = make_observers(module.SyncByteStream, module.AsyncByteStream)
+    client.send = _wrap_send(send, sync_observer)
+    async_client.send = _wrap_asend(asend, async_observer)
+    _patched[name] = _Patched(module, send, asend)
+
+
+def unpatch() -> None:
+    """Put every original back."""
+    for name, patched in list(_patched.items()):
+        patched.module.Client.send = patched.send
+        patched.module.AsyncClient.send = patched.asend
+        del _patched[name]

@@ -1,0 +1,126 @@
+"""Providers: the app's own if it set them, else built from the standard ``OTEL_*`` environment.
+
+Exporters are imported lazily so an unused one (gRPC, Jaeger) costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+__all__ = ["meter_provider", "tracer_provider"]
+
+_logger = logging.getLogger("otel_llm")
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+
+
+def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
+    """(exporter, batch?) for each name in ``OTEL_TRACES_EXPORTER`` syntax."""
+    out: list[tuple[SpanExporter, bool]] = []
+    for name in (n.strip().lower() for n in names.split(",")):
+        if name in ("", "none"):
+            continue
+        if name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            out.append((ConsoleSpanExporter(), False))
+        elif name == "otlp":
+            if _protocol("TRACES") == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                    OTLPSpanExporter as GrpcSpanExporter,
+                )
+
+                out.append((GrpcSpanExporter(), True))
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+
+                out.append((OTLPSpanExporter(), True))
+        elif name == "jaeger":
+            try:
+                from opentelemetry.exporter.jaeger.thrift import (  # type: ignore[import-not-found]
+                    JaegerExporter,
+                )
+            except ImportError:
+                _logger.error(
+                    "otel_llm: OTEL_TRACES_EXPORTER=jaeger needs `pip install otel-llm[jaeger]`"
+                    " (or use otlp: Jaeger takes OTLP natively)"
+                )
+                continue
+            out.append((JaegerExporter(), True))
+        else:
+            _logger.error("otel_llm: unknown traces exporter %r ignored", name)
+    return out
+
+
+def tracer_provider(exporter: str | None = None, resource: Resource | None = None) -> Any:
+    """The global TracerProvider, creating and installing one if the app has none."""
+    current = trace.get_tracer_provider()
+    if not isinstance(current, trace.ProxyTracerProvider):
+        return current
+    provider = TracerProvider(resource=resource or Resource.create())
+    names = exporter if exporter is not None else os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    for span_exporter, batch in span_exporters(names):
+        processor = BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    return trace.get_tracer_provider()
+
+
+def metric_readers(names: str) -> list[MetricReader]:
+    readers: list[MetricReader] = []
+    for name in (n.strip().lower() for n in names.split(",")):
+        if name in ("", "none", "prometheus"):
+            continue  # prometheus: served by otel_llm.prometheus, not a reader here
+        if name == "console":
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+        elif name == "otlp":
+            if _protocol("METRICS") == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                    OTLPMetricExporter as GrpcMetricExporter,
+                )
+
+                readers.append(PeriodicExportingMetricReader(GrpcMetricExporter()))
+            else:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+
+                readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        else:
+            _logger.error("otel_llm: unknown metrics exporter %r ignored", name)
+    return readers
+
+
+def meter_provider(
+    exporter: str | None = None,
+    resource: Resource | None = None,
+    extra_readers: list[MetricReader] | None = None,
+) -> Any:
+    """The global MeterProvider, creating and installing one if the app has none."""
+    current = metrics.get_meter_provider()
+    if not isinstance(current, metrics._internal._ProxyMeterProvider):
+        return current
+    names = exporter if exporter is not None else os.environ.get("OTEL_METRICS_EXPORTER", "otlp")
+    readers = metric_readers(names) + list(extra_readers or [])
+    provider = MeterProvider(resource=resource or Resource.create(), metric_readers=readers)
+    metrics.set_meter_provider(provider)
+    return metrics.get_meter_provider()

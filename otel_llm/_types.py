@@ -1,0 +1,109 @@
+"""The one record passed between the steps of a call: ``LLMCall``.
+
+The adapter fills the request half and, while the response streams, the
+response half; the finisher reads only this record. Nothing here knows a wire
+format or an OpenTelemetry API beyond holding the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from otel_llm._config import Settings
+
+__all__ = ["Adapter", "LLMCall", "Parser", "Redactor"]
+
+Redactor = Callable[[str], str]
+"""Applied to every captured text before it is recorded (content capture only)."""
+
+
+@dataclass(slots=True, eq=False)
+class LLMCall:
+    """Everything known about one logical LLM call, request to last byte."""
+
+    operation: str
+    provider: str
+    adapter: Adapter
+    settings: Settings
+    server_address: str
+    server_port: int | None
+    start_ns: int
+    start_wall_ns: int = 0
+    request_model: str | None = None
+    stream: bool = False
+    request_attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    span: Span | None = None
+
+    # opt-in content (structured per the GenAI message shape; JSON-encoded at the end)
+    input_messages: list[dict[str, Any]] | None = None
+    system_instructions: list[dict[str, Any]] | None = None
+    output_text: list[str] | None = None
+    output_reasoning: list[str] | None = None
+    output_tool_calls: list[dict[str, Any]] | None = None
+
+    # response, filled while observing
+    status_code: int = 0
+    headers_ns: int = 0
+    first_chunk_ns: int = 0
+    end_ns: int = 0
+    chunks: int = 0
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    usage_missing: bool = False
+    tool_call_names: list[str] | None = None
+    tool_call_ids: list[str] | None = None
+    thinking: bool = False
+    total_duration_ns: int | None = None
+    load_duration_ns: int | None = None
+    prompt_eval_duration_ns: int | None = None
+    eval_duration_ns: int | None = None
+    embedding_dimensions: int | None = None
+    provider_confirmed: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    ended_by: str | None = None
+    finished: bool = False
+
+    def add_tool_call(self, name: str | None, call_id: str | None) -> None:
+        """Remember a tool call the model asked for (names and ids only)."""
+        if name:
+            if self.tool_call_names is None:
+                self.tool_call_names = []
+            self.tool_call_names.append(name)
+        if call_id:
+            if self.tool_call_ids is None:
+                self.tool_call_ids = []
+            self.tool_call_ids.append(call_id)
+
+
+class Parser(Protocol):
+    """Sans-I/O reader of one response body; the observer feeds it raw bytes."""
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes; return True once the final record has been read."""
+
+    def close(self) -> None:
+        """The body ended (exhausted): read what is left and judge completeness."""
+
+
+class Adapter(Protocol):
+    """Wire-format knowledge for one protocol family (one module each)."""
+
+    name: str
+
+    def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
+        """Fill the request half of ``call`` from the parsed JSON request body."""
+
+    def parser(self, call: LLMCall, content_type: str) -> Parser:
+        """A parser for a successful response with this content type."""

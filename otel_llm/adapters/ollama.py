@@ -1,0 +1,349 @@
+"""Ollama's native API (``/api/*``): request fields, NDJSON stream, final-record fields.
+
+Only this module knows Ollama's native wire format. The stream parser looks at
+most lines with a few byte searches and decodes JSON only for the lines that
+matter (the final ``done:true`` record, tool calls, errors), so a long stream
+costs almost nothing per chunk; with content capture on, every line is decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from otel_llm import _content
+from otel_llm import semconv as sc
+from otel_llm._framing import LineFramer
+from otel_llm._types import LLMCall, Parser
+from otel_llm.adapters._common import ErrorBody, JsonBody, as_float, as_int, loads
+
+__all__ = ["ENDPOINTS", "OllamaAdapter", "adapter"]
+
+ENDPOINTS: Final[Mapping[str, str]] = {
+    "/api/chat": sc.CHAT,
+    "/api/generate": sc.TEXT_COMPLETION,
+    "/api/embed": sc.EMBEDDINGS,
+    "/api/embeddings": sc.EMBEDDINGS,
+}
+
+_FLOAT_OPTIONS: Final = (
+    ("temperature", sc.REQUEST_TEMPERATURE),
+    ("top_p", sc.REQUEST_TOP_P),
+    ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
+)
+_INT_OPTIONS: Final = (
+    ("top_k", sc.REQUEST_TOP_K),
+    ("num_predict", sc.REQUEST_MAX_TOKENS),
+    ("seed", sc.REQUEST_SEED),
+)
+_SCALARS: Final = re.compile(
+    rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
+    rb'eval_count|eval_duration|prompt_eval_cached_count|model)":("[^"]*"|\d+)'
+)
+
+
+class OllamaAdapter:
+    """The native protocol: one instance serves every call."""
+
+    name = "ollama"
+
+    def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
+        model = body.get("model")
+        if isinstance(model, str):
+            call.request_model = model
+        attrs = call.request_attributes
+        if call.operation != sc.EMBEDDINGS:
+            stream = body.get("stream", True)
+            call.stream = stream is not False
+        options = body.get("options")
+        if isinstance(options, Mapping):
+            for key, name in _FLOAT_OPTIONS:
+                value = as_float(options.get(key))
+                if value is not None:
+                    attrs[name] = value
+            for key, name in _INT_OPTIONS:
+                ivalue = as_int(options.get(key))
+                if ivalue is not None:
+                    attrs[name] = ivalue
+            stop = options.get("stop")
+            if isinstance(stop, str):
+                attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
+            elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+                attrs[sc.REQUEST_STOP_SEQUENCES] = stop
+        fmt = body.get("format")
+        if fmt == "json" or isinstance(fmt, Mapping):
+            attrs[sc.OUTPUT_TYPE] = "json"
+        think = body.get("think")
+        if isinstance(think, str) and think:
+            attrs[sc.REQUEST_REASONING_LEVEL] = think
+        if call.settings.capture_content:
+            _capture_request(call, body)
+
+    def parser(self, call: LLMCall, content_type: str) -> Parser:
+        if call.status_code >= 400:
+            return ErrorBody(call)
+        if "ndjson" in content_type:
+            return NdjsonStream(call)
+        if call.operation == sc.EMBEDDINGS:
+            return JsonBody(call, _read_embed, _scan_large)
+        return JsonBody(call, _read_record, _scan_large)
+
+
+adapter: Final = OllamaAdapter()
+
+
+class NdjsonStream:
+    """``/api/chat`` and ``/api/generate`` streams: one JSON record per line."""
+
+    __slots__ = ("_capture", "_framer", "_last", "call", "final")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+        self._framer = LineFramer()
+        self._last = b""
+        self._capture = call.settings.capture_content
+        self.final = False
+
+    def feed(self, data: bytes) -> bool:
+        region = self._framer.feed(data)
+        if not region:
+            return False
+        self.call.chunks += region.count(b"\n")
+        self._last = region
+        if (
+            self._capture
+            or b'"done":true' in region
+            or b'"tool_calls"' in region
+            or b'{"error"' in region
+            or (not self.call.thinking and b'"thinking"' in region)
+        ):
+            return self._read_lines(region)
+        return False
+
+    def _read_lines(self, region: bytes) -> bool:
+        for line in region.split(b"\n"):
+            if line.strip() and self._read_line(line):
+                return True
+        return False
+
+    def _read_line(self, line: bytes) -> bool:
+        record = loads(line)
+        if not isinstance(record, dict):
+            return False
+        call = self.call
+        error = record.get("error")
+        if error is not None:
+            call.error_type = sc.ERROR_STREAM_ERROR
+            call.error_message = str(error)[:512]
+            self.final = True
+            return True
+        _read_message(call, record)
+        if record.get("done") is True:
+            _read_final(call, record)
+            self.final = True
+            return True
+        return False
+
+    def close(self) -> None:
+        if self.final:
+            return
+        rest = self._framer.flush()
+        if rest.strip():
+            self.call.chunks += 1
+            if self._read_line(rest):
+                return
+        call = self.call
+        if call.error_type is None:
+            call.error_type = sc.ERROR_STREAM_INCOMPLETE
+            call.error_message = "stream ended without a final (done) record"
+
+
+def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
+    """Tool calls, thinking and (when capturing) text of one chat/generate record."""
+    message = record.get("message")
+    if isinstance(message, Mapping):
+        text = message.get("content")
+        thinking = message.get("thinking")
+        tool_calls = message.get("tool_calls")
+    else:
+        text = record.get("response")
+        thinking = record.get("thinking")
+        tool_calls = record.get("tool_calls")
+    if thinking:
+        call.thinking = True
+    if isinstance(tool_calls, list):
+        for item in tool_calls:
+            if not isinstance(item, Mapping):
+                continue
+            function = item.get("function")
+            function = function if isinstance(function, Mapping) else {}
+            name = function.get("name")
+            call_id = item.get("id")
+            call.add_tool_call(
+                name if isinstance(name, str) else None,
+                call_id if isinstance(call_id, str) else None,
+            )
+            if call.settings.capture_content:
+                if call.output_tool_calls is None:
+                    call.output_tool_calls = []
+                call.output_tool_calls.append(
+                    _content.part_tool_call(
+                        call_id if isinstance(call_id, str) else None,
+                        name if isinstance(name, str) else None,
+                        function.get("arguments"),
+                        call.settings,
+                    )
+                )
+    if call.settings.capture_content:
+        if isinstance(text, str) and text:
+            if call.output_text is None:
+                call.output_text = []
+            call.output_text.append(text)
+        if isinstance(thinking, str) and thinking:
+            if call.output_reasoning is None:
+                call.output_reasoning = []
+            call.output_reasoning.append(thinking)
+
+
+def _read_final(call: LLMCall, record: Mapping[str, Any]) -> None:
+    """The ``done:true`` record (or a whole non-streamed body): counts and server timings."""
+    model = record.get("model")
+    if isinstance(model, str):
+        call.response_model = model
+    reason = record.get("done_reason")
+    if isinstance(reason, str) and reason:
+        call.finish_reasons = [reason]
+    call.input_tokens = as_int(record.get("prompt_eval_count"))
+    call.output_tokens = as_int(record.get("eval_count"))
+    call.cache_read_tokens = as_int(record.get("prompt_eval_cached_count"))
+    call.total_duration_ns = as_int(record.get("total_duration"))
+    call.load_duration_ns = as_int(record.get("load_duration"))
+    call.prompt_eval_duration_ns = as_int(record.get("prompt_eval_duration"))
+    call.eval_duration_ns = as_int(record.get("eval_duration"))
+
+
+def _read_record(call: LLMCall, obj: Any) -> None:
+    """A non-streamed ``/api/chat`` or ``/api/generate`` body."""
+    if not isinstance(obj, Mapping):
+        return
+    if "error" in obj and "done" not in obj:
+        call.error_type = sc.ERROR_STREAM_ERROR
+        call.error_message = str(obj["error"])[:512]
+        return
+    call.chunks = 1
+    _read_message(call, obj)
+    _read_final(call, obj)
+
+
+def _read_embed(call: LLMCall, obj: Any) -> None:
+    """``/api/embed`` (``embeddings``) and legacy ``/api/embeddings`` (``embedding``)."""
+    if not isinstance(obj, Mapping):
+        return
+    vectors = obj.get("embeddings")
+    if isinstance(vectors, list) and vectors and isinstance(vectors[0], list):
+        call.embedding_dimensions = len(vectors[0])
+    vector = obj.get("embedding")
+    if isinstance(vector, list):
+        call.embedding_dimensions = len(vector)
+    _read_final(call, obj)
+
+
+def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
+    """A body too large to keep (big embeddings): top-level scalars are at its ends.
+
+    Go writes struct fields in order, so ``model`` leads and the counts and
+    durations trail the vectors; the last match of a key is the top-level one.
+    """
+    found: dict[bytes, bytes] = {}
+    for chunk in (head, tail):
+        for match in _SCALARS.finditer(chunk):
+            found[match.group(1)] = match.group(2)
+    model = found.get(b"model")
+    if model:
+        call.response_model = model.strip(b'"').decode("utf-8", "replace")
+    fields = {
+        b"prompt_eval_count": "input_tokens",
+        b"eval_count": "output_tokens",
+        b"prompt_eval_cached_count": "cache_read_tokens",
+        b"total_duration": "total_duration_ns",
+        b"load_duration": "load_duration_ns",
+        b"prompt_eval_duration": "prompt_eval_duration_ns",
+        b"eval_duration": "eval_duration_ns",
+    }
+    for key, attr in fields.items():
+        raw = found.get(key)
+        if raw is not None and raw.isdigit():
+            setattr(call, attr, int(raw))
+    start = head.find(b"[[")
+    if start < 0:
+        start = head.find(b'"embedding":[')
+        start = start + len(b'"embedding":') if start >= 0 else -1
+    else:
+        start += 1
+    if start >= 0:
+        end = head.find(b"]", start)
+        if end > start:
+            call.embedding_dimensions = head.count(b",", start, end) + 1
+
+
+def _capture_request(call: LLMCall, body: Mapping[str, Any]) -> None:
+    settings = call.settings
+    messages: list[dict[str, Any]] = []
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        call.system_instructions = [_content.part_text(system, settings)]
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        messages.append({"role": "user", "parts": [_content.part_text(prompt, settings)]})
+    raw_messages = body.get("messages")
+    if isinstance(raw_messages, list):
+        for message in raw_messages:
+            if isinstance(message, Mapping):
+                messages.append(_message(message, settings))
+    if messages:
+        call.input_messages = messages
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        call.request_attributes[sc.TOOL_DEFINITIONS] = _content.encode(tools)
+
+
+def _message(message: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+    role = message.get("role")
+    role = role if isinstance(role, str) else "user"
+    parts: list[dict[str, Any]] = []
+    thinking = message.get("thinking")
+    if isinstance(thinking, str) and thinking:
+        parts.append(_content.part_text(thinking, settings, "reasoning"))
+    text = message.get("content")
+    if isinstance(text, str) and text:
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            parts.append(
+                _content.part_tool_response(
+                    call_id if isinstance(call_id, str) else None, text, settings
+                )
+            )
+        else:
+            parts.append(_content.part_text(text, settings))
+    tool_calls = message.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for item in tool_calls:
+            if isinstance(item, Mapping):
+                function = item.get("function")
+                function = function if isinstance(function, Mapping) else {}
+                parts.append(
+                    _content.part_tool_call(
+                        item.get("id"), function.get("name"), function.get("arguments"), settings
+                    )
+                )
+    images = message.get("images")
+    if isinstance(images, list):
+        # Image bytes are never recorded, only that an image was sent.
+        parts.extend({"type": "generic", "generic_type": "image"} for _ in images)
+    out: dict[str, Any] = {"role": role, "parts": parts}
+    name = message.get("tool_name")
+    if isinstance(name, str) and name:
+        out["name"] = name
+    return out

@@ -1,0 +1,388 @@
+"""OpenAI-compatible API (``/v1/*``): request fields, SSE stream, ``usage`` and choices.
+
+Only this module knows the OpenAI wire format. As for Ollama's native stream,
+SSE events are decoded only when a byte search says they matter: the first
+event (id, model), finish reasons, usage, tool calls, reasoning, errors and
+``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from otel_llm import _content
+from otel_llm import semconv as sc
+from otel_llm._framing import LineFramer
+from otel_llm._types import LLMCall, Parser
+from otel_llm.adapters._common import ErrorBody, JsonBody, as_float, as_int, loads
+
+__all__ = ["ENDPOINTS", "OpenAICompatAdapter", "adapter"]
+
+ENDPOINTS: Final[Mapping[str, str]] = {
+    "/v1/chat/completions": sc.CHAT,
+    "/v1/completions": sc.TEXT_COMPLETION,
+    "/v1/embeddings": sc.EMBEDDINGS,
+}
+
+_FLOATS: Final = (
+    ("temperature", sc.REQUEST_TEMPERATURE),
+    ("top_p", sc.REQUEST_TOP_P),
+    ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
+)
+_OLLAMA_FINGERPRINT: Final = "fp_ollama"
+_USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)":(\d+)')
+_MODEL_HEAD: Final = re.compile(rb'"model":"([^"]*)"')
+
+
+class OpenAICompatAdapter:
+    """The OpenAI-compatible protocol, as Ollama, vLLM, LM Studio or OpenAI serve it."""
+
+    name = "openai_compat"
+
+    def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
+        model = body.get("model")
+        if isinstance(model, str):
+            call.request_model = model
+        call.stream = body.get("stream") is True
+        attrs = call.request_attributes
+        for key, name in _FLOATS:
+            value = as_float(body.get(key))
+            if value is not None:
+                attrs[name] = value
+        max_tokens = as_int(body.get("max_completion_tokens"))
+        if max_tokens is None:
+            max_tokens = as_int(body.get("max_tokens"))
+        if max_tokens is not None:
+            attrs[sc.REQUEST_MAX_TOKENS] = max_tokens
+        seed = as_int(body.get("seed"))
+        if seed is not None:
+            attrs[sc.REQUEST_SEED] = seed
+        top_k = as_int(body.get("top_k"))
+        if top_k is not None:
+            attrs[sc.REQUEST_TOP_K] = top_k
+        stop = body.get("stop")
+        if isinstance(stop, str):
+            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
+        elif isinstance(stop, list) and stop and all(isinstance(s, str) for s in stop):
+            attrs[sc.REQUEST_STOP_SEQUENCES] = stop
+        n = as_int(body.get("n"))
+        if n is not None and n != 1:
+            attrs[sc.REQUEST_CHOICE_COUNT] = n
+        response_format = body.get("response_format")
+        if isinstance(response_format, Mapping):
+            kind = response_format.get("type")
+            if kind in ("json_object", "json_schema"):
+                attrs[sc.OUTPUT_TYPE] = "json"
+            elif kind == "text":
+                attrs[sc.OUTPUT_TYPE] = "text"
+        effort = body.get("reasoning_effort")
+        reasoning = body.get("reasoning")
+        if not isinstance(effort, str) and isinstance(reasoning, Mapping):
+            effort = reasoning.get("effort")
+        if isinstance(effort, str) and effort:
+            attrs[sc.REQUEST_REASONING_LEVEL] = effort
+        encoding = body.get("encoding_format")
+        if call.operation == sc.EMBEDDINGS and isinstance(encoding, str):
+            attrs[sc.REQUEST_ENCODING_FORMATS] = [encoding]
+        if call.stream:
+            options = body.get("stream_options")
+            include = isinstance(options, Mapping) and options.get("include_usage") is True
+            # Without include_usage the stream carries no counts: say so, never record 0.
+            call.usage_missing = not include
+        if call.settings.capture_content:
+            _capture_request(call, body)
+
+    def parser(self, call: LLMCall, content_type: str) -> Parser:
+        if call.status_code >= 400:
+            return ErrorBody(call)
+        if "event-stream" in content_type:
+            return SseStream(call)
+        return JsonBody(call, _read_body, _scan_large)
+
+
+adapter: Final = OpenAICompatAdapter()
+
+
+class SseStream:
+    """``data: {...}`` events ending with ``data: [DONE]``."""
+
+    __slots__ = ("_capture", "_framer", "_seen_first", "call", "final")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+        self._framer = LineFramer()
+        self._capture = call.settings.capture_content
+        self._seen_first = False
+        self.final = False
+
+    def feed(self, data: bytes) -> bool:
+        region = self._framer.feed(data)
+        if not region:
+            return False
+        self.call.chunks += region.count(b"data:")
+        if (
+            self._capture
+            or not self._seen_first
+            or b"[DONE]" in region
+            or b'"finish_reason":"' in region
+            or b'"usage":{' in region
+            or b'"tool_calls"' in region
+            or b'"error"' in region
+            or (not self.call.thinking and b'"reasoning' in region)
+        ):
+            return self._read_lines(region)
+        return False
+
+    def _read_lines(self, region: bytes) -> bool:
+        for line in region.split(b"\n"):
+            if line.startswith(b"data:") and self._read_event(line[5:].strip()):
+                return True
+        return False
+
+    def _read_event(self, payload: bytes) -> bool:
+        call = self.call
+        if payload == b"[DONE]":
+            call.chunks -= 1
+            self.final = True
+            return True
+        event = loads(payload)
+        if not isinstance(event, dict):
+            return False
+        if not self._seen_first:
+            self._seen_first = True
+            _read_header(call, event)
+        error = event.get("error")
+        if error is not None:
+            if isinstance(error, Mapping):
+                error = error.get("message", error)
+            call.error_type = sc.ERROR_STREAM_ERROR
+            call.error_message = str(error)[:512]
+            self.final = True
+            return True
+        usage = event.get("usage")
+        if isinstance(usage, Mapping) and usage.get("total_tokens") != 0:
+            _read_usage(call, usage)
+        choices = event.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, Mapping):
+                    _read_choice(call, choice, streamed=True)
+        return False
+
+    def close(self) -> None:
+        if self.final:
+            return
+        rest = self._framer.flush()
+        if rest.startswith(b"data:") and self._read_event(rest[5:].strip()):
+            return
+        call = self.call
+        if call.error_type is None:
+            call.error_type = sc.ERROR_STREAM_INCOMPLETE
+            call.error_message = "stream ended without data: [DONE]"
+
+
+def _read_header(call: LLMCall, event: Mapping[str, Any]) -> None:
+    response_id = event.get("id")
+    if isinstance(response_id, str):
+        call.response_id = response_id
+    model = event.get("model")
+    if isinstance(model, str):
+        call.response_model = model
+    if event.get("system_fingerprint") == _OLLAMA_FINGERPRINT:
+        call.provider_confirmed = "ollama"
+
+
+def _read_usage(call: LLMCall, usage: Mapping[str, Any]) -> None:
+    call.usage_missing = False
+    call.input_tokens = as_int(usage.get("prompt_tokens"))
+    call.output_tokens = as_int(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, Mapping):
+        call.cache_read_tokens = as_int(details.get("cached_tokens"))
+
+
+def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) -> None:
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        index = as_int(choice.get("index")) or 0
+        reasons = call.finish_reasons or []
+        while len(reasons) <= index:
+            reasons.append("")
+        reasons[index] = reason
+        call.finish_reasons = reasons
+    body = choice.get("delta" if streamed else "message")
+    capture = call.settings.capture_content
+    if not isinstance(body, Mapping):
+        text = choice.get("text")  # /v1/completions
+        if capture and isinstance(text, str) and text:
+            if call.output_text is None:
+                call.output_text = []
+            call.output_text.append(text)
+        return
+    reasoning = body.get("reasoning") or body.get("reasoning_content")
+    if reasoning:
+        call.thinking = True
+    tool_calls = body.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for item in tool_calls:
+            if not isinstance(item, Mapping):
+                continue
+            function = item.get("function")
+            function = function if isinstance(function, Mapping) else {}
+            name = function.get("name")
+            call_id = item.get("id")
+            # Streamed tool calls arrive in fragments: only the first carries id and name.
+            call.add_tool_call(
+                name if isinstance(name, str) else None,
+                call_id if isinstance(call_id, str) else None,
+            )
+            if capture:
+                _capture_tool_fragment(call, item, function, streamed)
+    if capture:
+        text = body.get("content")
+        if isinstance(text, str) and text:
+            if call.output_text is None:
+                call.output_text = []
+            call.output_text.append(text)
+        if isinstance(reasoning, str) and reasoning:
+            if call.output_reasoning is None:
+                call.output_reasoning = []
+            call.output_reasoning.append(reasoning)
+
+
+def _capture_tool_fragment(
+    call: LLMCall, item: Mapping[str, Any], function: Mapping[str, Any], streamed: bool
+) -> None:
+    if call.output_tool_calls is None:
+        call.output_tool_calls = []
+    calls = call.output_tool_calls
+    arguments = function.get("arguments")
+    name = function.get("name")
+    if streamed and not name and calls:
+        previous = calls[-1]
+        previous["_raw"] = previous.get("_raw", "") + (arguments if isinstance(arguments, str) else "")
+        return
+    calls.append(
+        {
+            "type": "tool_call",
+            "id": item.get("id"),
+            "name": name,
+            "_raw": arguments if isinstance(arguments, str) else "",
+        }
+    )
+
+
+def _read_body(call: LLMCall, obj: Any) -> None:
+    if not isinstance(obj, Mapping):
+        return
+    error = obj.get("error")
+    if error is not None and "choices" not in obj and "data" not in obj:
+        if isinstance(error, Mapping):
+            error = error.get("message", error)
+        call.error_type = sc.ERROR_STREAM_ERROR
+        call.error_message = str(error)[:512]
+        return
+    call.chunks = 1
+    _read_header(call, obj)
+    usage = obj.get("usage")
+    if isinstance(usage, Mapping):
+        _read_usage(call, usage)
+    if call.operation == sc.EMBEDDINGS:
+        data = obj.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], Mapping):
+            vector = data[0].get("embedding")
+            if isinstance(vector, list):
+                call.embedding_dimensions = len(vector)
+            elif isinstance(vector, str):
+                try:
+                    call.embedding_dimensions = len(base64.b64decode(vector)) // 4
+                except ValueError:
+                    pass
+        return
+    choices = obj.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, Mapping):
+                _read_choice(call, choice, streamed=False)
+
+
+def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
+    """Huge bodies (big embedding batches): model leads, usage trails."""
+    match = _MODEL_HEAD.search(head) or _MODEL_HEAD.search(tail)
+    if match:
+        call.response_model = match.group(1).decode("utf-8", "replace")
+    found = {m.group(1): int(m.group(2)) for m in _USAGE_TAIL.finditer(tail)}
+    if b"prompt_tokens" in found:
+        call.input_tokens = found[b"prompt_tokens"]
+    if b"completion_tokens" in found:
+        call.output_tokens = found[b"completion_tokens"]
+    start = head.find(b'"embedding":[')
+    if start >= 0:
+        start += len(b'"embedding":[')
+        end = head.find(b"]", start)
+        if end > start:
+            call.embedding_dimensions = head.count(b",", start, end) + 1
+
+
+def _capture_request(call: LLMCall, body: Mapping[str, Any]) -> None:
+    settings = call.settings
+    messages: list[dict[str, Any]] = []
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        messages.append({"role": "user", "parts": [_content.part_text(prompt, settings)]})
+    raw = body.get("messages")
+    if isinstance(raw, list):
+        for message in raw:
+            if not isinstance(message, Mapping):
+                continue
+            role = message.get("role")
+            role = role if isinstance(role, str) else "user"
+            if role == "developer":
+                role = "system"
+            parts: list[dict[str, Any]] = []
+            text = message.get("content")
+            texts: list[str] = []
+            if isinstance(text, str):
+                texts = [text]
+            elif isinstance(text, list):
+                for part in text:
+                    if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                        texts.append(part["text"])
+                    elif isinstance(part, Mapping):
+                        parts.append({"type": "generic", "generic_type": str(part.get("type"))})
+            for item in texts:
+                if not item:
+                    continue
+                if role == "tool":
+                    call_id = message.get("tool_call_id")
+                    parts.append(
+                        _content.part_tool_response(
+                            call_id if isinstance(call_id, str) else None, item, settings
+                        )
+                    )
+                else:
+                    parts.append(_content.part_text(item, settings))
+            tool_calls = message.get("tool_calls")
+            if isinstance(tool_calls, list):
+                for tc in tool_calls:
+                    if isinstance(tc, Mapping):
+                        function = tc.get("function")
+                        function = function if isinstance(function, Mapping) else {}
+                        parts.append(
+                            _content.part_tool_call(
+                                tc.get("id"),
+                                function.get("name"),
+                                function.get("arguments"),
+                                settings,
+                            )
+                        )
+            messages.append({"role": role, "parts": parts})
+    if messages:
+        call.input_messages = messages
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:
+        call.request_attributes[sc.TOOL_DEFINITIONS] = _content.encode(tools)

@@ -1,0 +1,96 @@
+"""``LLMInstrumentor``: the contrib-shaped door (``opentelemetry-instrument`` loads it too)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.dependencies import (
+    DependencyConflict,
+    get_dependency_conflicts,
+)
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from otel_llm import _config, _patch, _setup, _state
+from otel_llm._types import LLMCall
+from otel_llm.package import _instruments, _instruments_any
+from otel_llm.version import __version__
+
+__all__ = ["LLMInstrumentor"]
+
+_HTTPX_MODULES = ("httpx", "httpx2")
+_SETTINGS_KEYS = (
+    "capture_content",
+    "content_max_length",
+    "redact",
+    "legacy_attributes",
+    "ollama_hosts",
+    "providers",
+    "default_provider",
+    "propagate",
+    "http_spans",
+)
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+
+class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments httpx and httpx2 (whichever are installed) for LLM calls."""
+
+    _http_instrumentors: list[Any]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _check_dependency_conflicts(self) -> DependencyConflict | None:
+        return get_dependency_conflicts(_instruments, _instruments_any)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.get("tracer_provider") or _setup.tracer_provider(
+            kwargs.get("traces_exporter")
+        )
+        settings = _config.resolve(**{k: kwargs.get(k) for k in _SETTINGS_KEYS})
+        tracer = trace.get_tracer(
+            "otel_llm", __version__, tracer_provider=tracer_provider, schema_url=SCHEMA_URL
+        )
+        sinks: list[Callable[[LLMCall], None]] = []
+        extra_sinks = kwargs.get("sinks")
+        if extra_sinks:
+            sinks.extend(extra_sinks)
+        _state.current = _state.State(tracer=tracer, settings=settings, sinks=tuple(sinks))
+        for name in _HTTPX_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            _patch.patch(module)
+        self._http_instrumentors = []
+        if settings.http_spans:
+            self._start_http_spans(tracer_provider, kwargs.get("meter_provider"))
+
+    def _start_http_spans(self, tracer_provider: Any, meter_provider: Any) -> None:
+        """opentelemetry-instrumentation-httpx's spans become children of ours (costly: opt-in)."""
+        from opentelemetry.instrumentation import httpx as contrib
+
+        for name in _patch.patched_modules():
+            cls = (
+                contrib.HTTPXClientInstrumentor
+                if name == "httpx"
+                else getattr(contrib, "HTTPX2ClientInstrumentor", None)
+            )
+            if cls is None:
+                continue
+            instrumentor = cls()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(
+                    tracer_provider=tracer_provider, meter_provider=meter_provider
+                )
+                self._http_instrumentors.append(instrumentor)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _state.current = None
+        _patch.unpatch()
+        for instrumentor in getattr(self, "_http_instrumentors", []):
+            instrumentor.uninstrument()
+        self._http_instrumentors = []
