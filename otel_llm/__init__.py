@@ -86,7 +86,8 @@ def instrument(
 
 def uninstrument() -> None:
     """Undo ``instrument()``: every patched callable is restored."""
-    LLMInstrumentor().uninstrument()
+    if is_instrumented():
+        LLMInstrumentor().uninstrument()
 
 
 def is_instrumented() -> bool:

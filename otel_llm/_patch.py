@@ -88,15 +88,26 @@ def _inject(request: Any, call: LLMCall) -> None:
     propagate.inject(request.headers, context=trace.set_span_in_context(call.span))  # type: ignore[arg-type]
 
 
-@guarded(None)
-def _watch(response: Any, call: LLMCall, observer: type) -> None:
+@guarded(False)
+def _watch(response: Any, call: LLMCall, observer: type) -> bool:
+    """Put the observer on the body; True once the call is in good hands."""
     call.headers_ns = perf_counter_ns()
     status = response.status_code
     call.status_code = status
     if status >= 400:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
-    response.stream = observer(response.stream, call, parser)
+    try:
+        content = response.content  # set when a transport built the body from bytes
+    except Exception:
+        response.stream = observer(response.stream, call, parser)
+        return True
+    if content:
+        call.first_chunk_ns = call.headers_ns
+        if not parser.feed(content):
+            parser.close()
+    finish(call, "exhausted")
+    return True
 
 
 def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
@@ -114,8 +125,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
             raise
         finally:
             context.detach(token)
-        _watch(response, call, observer)
-        if call.span is not None and not isinstance(response.stream, observer):
+        if not _watch(response, call, observer):
             finish(call, "unobserved")  # our wrapping failed: end the span, leave the call be
         if not stream:
             try:
@@ -146,8 +156,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
             raise
         finally:
             context.detach(token)
-        _watch(response, call, observer)
-        if call.span is not None and not isinstance(response.stream, observer):
+        if not _watch(response, call, observer):
             finish(call, "unobserved")
         if not stream:
             try:

@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_llm import _config, _patch, _setup, _state
+from otel_llm import _config, _patch, _setup, _state, metrics
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -54,7 +54,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(
             "otel_llm", __version__, tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
-        sinks: list[Callable[[LLMCall], None]] = []
+        sinks: list[Callable[[LLMCall], None]] = metrics.build_sinks(kwargs, settings)
         extra_sinks = kwargs.get("sinks")
         if extra_sinks:
             sinks.extend(extra_sinks)

@@ -1,0 +1,283 @@
+"""The patch point: idempotent, undone exactly, blind to non-LLM traffic, under every client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_llm
+from tests.conftest import Spans
+from tests.wire import CHAT_BODY, EMBED_BODY, V1_CHAT_BODY
+
+MODULES = [pytest.param(httpx, id="httpx"), pytest.param(httpx2, id="httpx2")]
+CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Hello"}], "stream": False}
+
+
+class Recorder:
+    """A MockTransport handler that answers like Ollama and remembers what it saw."""
+
+    def __init__(self, module: Any, body: bytes = CHAT_BODY, status: int = 200) -> None:
+        self.module = module
+        self.body = body
+        self.status = status
+        self.requests: list[Any] = []
+
+    def __call__(self, request: Any) -> Any:
+        self.requests.append(request)
+        return self.module.Response(
+            self.status,
+            headers={"content-type": "application/json; charset=utf-8"},
+            stream=self.module.ByteStream(self.body),
+        )
+
+    def client(self, base_url: str = "http://127.0.0.1:11434") -> Any:
+        return self.module.Client(transport=self.module.MockTransport(self), base_url=base_url)
+
+
+@pytest.mark.parametrize("module", MODULES)
+class TestPatch:
+    def test_uninstrument_restores_originals(self, module: Any, collected: Spans) -> None:
+        """Every patched callable is put back, and calls make no spans afterwards."""
+        before = (module.Client.send, module.AsyncClient.send)
+        otel_llm.instrument()
+        assert before != (module.Client.send, module.AsyncClient.send)
+        otel_llm.uninstrument()
+        assert before == (module.Client.send, module.AsyncClient.send)
+        Recorder(module).client().post("/api/chat", json=CHAT)
+        assert [] == collected.llm()
+
+    def test_instrument_is_idempotent(self, module: Any, collected: Spans) -> None:
+        """Calling instrument() twice still makes one span per call."""
+        otel_llm.instrument()
+        patched = module.Client.send
+        otel_llm.instrument()
+        assert patched is module.Client.send
+        assert otel_llm.is_instrumented()
+        Recorder(module).client().post("/api/chat", json=CHAT)
+        assert 1 == len(collected.llm())
+
+    def test_client_created_before_instrument(self, module: Any, collected: Spans) -> None:
+        """A client built before instrument() is traced too."""
+        client = Recorder(module).client()
+        otel_llm.instrument()
+        client.post("/api/chat", json=CHAT)
+        assert "chat llama3.2" == collected.one().name
+
+    def test_non_llm_request_untouched(self, module: Any, spans: Spans) -> None:
+        """Model management and other traffic: no span, no injected header."""
+        recorder = Recorder(module, body=b'{"models":[]}')
+        client = recorder.client()
+        client.get("/api/tags")
+        client.post("/api/show", json={"model": "llama3.2"})
+        client.post("/v1/models")
+        assert [] == spans.all()
+        assert all("traceparent" not in r.headers for r in recorder.requests)
+
+    def test_traceparent_injected(self, module: Any, spans: Spans) -> None:
+        """The outgoing LLM request carries our span's context."""
+        recorder = Recorder(module)
+        recorder.client().post("/api/chat", json=CHAT)
+        ctx = spans.one().context
+        expected = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        assert expected == recorder.requests[0].headers["traceparent"]
+
+    def test_non_streaming_attributes(self, module: Any, spans: Spans) -> None:
+        """A non-streamed /api/chat: request and response attributes as the reference maps them."""
+        body = {**CHAT, "options": {"temperature": 0.1, "top_p": 0.9, "top_k": 40,
+                                    "num_predict": 64, "seed": 7, "stop": ["\n"]},
+                "format": "json"}
+        response = Recorder(module).client().post("/api/chat", json=body)
+        assert CHAT_BODY == response.content
+        span = spans.one()
+        assert trace.SpanKind.CLIENT == span.kind
+        expected = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "ollama",
+            "gen_ai.request.model": "llama3.2",
+            "server.address": "127.0.0.1",
+            "server.port": 11434,
+            "gen_ai.request.temperature": 0.1,
+            "gen_ai.request.top_p": 0.9,
+            "gen_ai.request.top_k": 40,
+            "gen_ai.request.max_tokens": 64,
+            "gen_ai.request.seed": 7,
+            "gen_ai.request.stop_sequences": ("\n",),
+            "gen_ai.output.type": "json",
+            "gen_ai.response.model": "llama3.2",
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.usage.input_tokens": 26,
+            "gen_ai.usage.output_tokens": 10,
+            "ollama.total_duration": 0.402712458,
+            "ollama.load_duration": 0.0218345,
+            "ollama.prompt_eval_duration": 0.093215,
+            "ollama.eval_duration": 0.179433,
+            "ollama.cold_load": False,
+            "http.response.status_code": 200,
+        }
+        assert expected == {k: span.attributes[k] for k in expected}
+        assert "gen_ai.request.stream" not in span.attributes
+        assert pytest.approx(10 / 0.179433) == span.attributes["ollama.decode.tokens_per_second"]
+        assert pytest.approx(26 / 0.093215) == span.attributes["ollama.prefill.tokens_per_second"]
+
+    def test_embed(self, module: Any, spans: Spans) -> None:
+        """/api/embed: embeddings operation, dimension count, input tokens."""
+        Recorder(module, body=EMBED_BODY).client().post(
+            "/api/embed", json={"model": "all-minilm", "input": ["a", "b"]}
+        )
+        span = spans.one()
+        assert "embeddings all-minilm" == span.name
+        assert 3 == span.attributes["gen_ai.embeddings.dimension.count"]
+        assert 16 == span.attributes["gen_ai.usage.input_tokens"]
+
+    def test_v1_on_unknown_host_confirmed_as_ollama(self, module: Any, spans: Spans) -> None:
+        """/v1 on a host we don't know is relabelled ollama when its fingerprint says so."""
+        Recorder(module, body=V1_CHAT_BODY).client("http://10.0.0.5:8080").post(
+            "/v1/chat/completions", json={"model": "llama3.2", "messages": []}
+        )
+        span = spans.one()
+        assert "ollama" == span.attributes["gen_ai.provider.name"]
+        assert "chatcmpl-417" == span.attributes["gen_ai.response.id"]
+
+    def test_legacy_attributes(self, module: Any, collected: Spans) -> None:
+        """The switch adds gen_ai.system and the old usage names."""
+        otel_llm.instrument(legacy_attributes=True)
+        Recorder(module).client().post("/api/chat", json=CHAT)
+        span = collected.one()
+        assert "ollama" == span.attributes["gen_ai.system"]
+        assert 26 == span.attributes["gen_ai.usage.prompt_tokens"]
+        assert 10 == span.attributes["gen_ai.usage.completion_tokens"]
+
+    def test_authorization_never_recorded(self, module: Any, spans: Spans) -> None:
+        """API keys sent by the client appear nowhere in the span."""
+        client = Recorder(module).client()
+        client.post("/api/chat", json=CHAT, headers={"Authorization": "Bearer sk-secret-123"})
+        span = spans.one()
+        assert "sk-secret-123" not in json.dumps(dict(span.attributes), default=str)
+
+
+class TestProviders:
+    def test_provider_rules(self) -> None:
+        """Native paths and Ollama hosts are ollama; known hosts keep their name."""
+        from otel_llm._config import resolve
+
+        settings = resolve(ollama_hosts=["gpu-box:8000"], providers={"vllm.local": "vllm"})
+        assert "ollama" == settings.provider_for("anything", 80, native=True)
+        assert "ollama" == settings.provider_for("127.0.0.1", 11434, native=False)
+        assert "ollama" == settings.provider_for("gpu-box", 8000, native=False)
+        assert "openai" == settings.provider_for("api.openai.com", 443, native=False)
+        assert "vllm" == settings.provider_for("vllm.local", 8000, native=False)
+        assert "openai" == settings.provider_for("somewhere", 9000, native=False)
+
+    def test_ollama_host_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OLLAMA_HOST (Ollama's own syntax) marks that server as Ollama."""
+        from otel_llm._config import resolve
+
+        monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:9999")
+        assert "ollama" == resolve().provider_for("127.0.0.1", 9999, native=False)
+
+
+class TestContent:
+    def test_off_by_default(self, spans: Spans) -> None:
+        """No prompt or completion text is recorded unless asked."""
+        Recorder(httpx).client().post("/api/chat", json=CHAT)
+        attrs = spans.one().attributes
+        assert not any(k.startswith(("gen_ai.input", "gen_ai.output.messages")) for k in attrs)
+        assert "Hello" not in json.dumps(dict(attrs), default=str)
+
+    def test_env_flag_turns_it_on(self, collected: Spans, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The standard OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT flag works."""
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+        otel_llm.instrument()
+        Recorder(httpx).client().post("/api/chat", json=CHAT)
+        attrs = collected.one().attributes
+        assert [{"role": "user", "parts": [{"type": "text", "content": "Hello"}]}] == json.loads(
+            str(attrs["gen_ai.input.messages"])
+        )
+        assert [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "Hello! How can I help you today?"}],
+                "finish_reason": "stop",
+            }
+        ] == json.loads(str(attrs["gen_ai.output.messages"]))
+
+    def test_redacted_and_truncated(self, collected: Spans) -> None:
+        """The redaction hook runs first, then the length cap."""
+        otel_llm.instrument(
+            capture_content=True,
+            content_max_length=20,
+            redact=lambda text: text.replace("secret", "[REDACTED]"),
+        )
+        body = {**CHAT, "messages": [{"role": "user", "content": "my secret " + "x" * 50}]}
+        Recorder(httpx).client().post("/api/chat", json=body)
+        messages = json.loads(str(collected.one().attributes["gen_ai.input.messages"]))
+        text = messages[0]["parts"][0]["content"]
+        assert text.startswith("my [REDACTED] xxxxxx")
+        assert text.endswith("[truncated 44 chars]")
+
+
+def test_existing_provider_respected(collected: Spans) -> None:
+    """With no tracer_provider given, the app's global provider gets the spans."""
+    otel_llm.instrument()
+    Recorder(httpx).client().post("/api/chat", json=CHAT)
+    assert 1 == len(collected.llm())
+
+
+def test_http_child_spans_when_asked(collected: Spans) -> None:
+    """opentelemetry-instrumentation-httpx's span is a child of the GenAI span."""
+    otel_llm.instrument(http_spans=True)
+    try:
+        transport = httpx.MockTransport(Recorder(httpx))
+        # The contrib instrumentor wraps real transports; wrap this one by hand the same way.
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        client = httpx.Client(transport=transport, base_url="http://127.0.0.1:11434")
+        HTTPXClientInstrumentor.instrument_client(client)
+        client.post("/api/chat", json=CHAT)
+    finally:
+        otel_llm.uninstrument()
+    spans = collected.all()
+    genai = collected.one()
+    http = [s for s in spans if s is not genai and s.parent is not None]
+    assert http and all(s.parent.span_id == genai.context.span_id for s in http)  # type: ignore[union-attr]
+
+
+def test_builds_provider_from_environment(tmp_path: Any) -> None:
+    """No app provider: instrument() builds one from OTEL_* (console exporter here)."""
+    script = (
+        "import httpx, otel_llm\n"
+        "otel_llm.instrument()\n"
+        "def h(r): return httpx.Response(200, json={'model':'m','done':True,"
+        "'prompt_eval_count':1,'eval_count':2})\n"
+        "httpx.Client(transport=httpx.MockTransport(h)).post("
+        "'http://127.0.0.1:11434/api/generate', json={'model':'m','prompt':'p','stream':False})\n"
+    )
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none",
+           "OTEL_SERVICE_NAME": "svc-under-test", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert 0 == out.returncode, out.stderr
+    assert '"name": "text_completion m"' in out.stdout
+    assert '"service.name": "svc-under-test"' in out.stdout
+
+
+def test_tracer_provider_argument_wins(collected: Spans) -> None:
+    """An explicit tracer_provider gets the spans instead of the global one."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otel_llm.instrument(tracer_provider=provider)
+    Recorder(httpx2).client().post("/api/chat", json=CHAT)
+    assert 1 == len(exporter.get_finished_spans())
+    assert [] == collected.llm()
