@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from otel_llm._types import LLMCall, Redactor
-from otel_llm.chains import agent, tool, workflow
+from otel_llm.chains import agent, retrieval, tool, workflow
 from otel_llm.instrumentor import LLMInstrumentor
 from otel_llm.version import __version__
 
@@ -25,6 +25,7 @@ __all__ = [
     "agent",
     "instrument",
     "is_instrumented",
+    "retrieval",
     "tool",
     "uninstrument",
     "workflow",
