@@ -15,9 +15,7 @@ from otel_llm._types import LLMCall
 __all__ = ["finish"]
 
 
-def finish(
-    call: LLMCall, ended_by: str, exc: BaseException | None = None, end_ns: int = 0
-) -> None:
+def finish(call: LLMCall, ended_by: str, exc: BaseException | None = None, end_ns: int = 0) -> None:
     """Close ``call`` once; later calls are no-ops. Never raises."""
     if call.finished:
         return

@@ -19,6 +19,7 @@ failures: dict[str, int] = {}
 
 P = ParamSpec("P")
 R = TypeVar("R")
+D = TypeVar("D")
 
 
 def report(where: str, exc: BaseException) -> None:
@@ -34,13 +35,13 @@ def report(where: str, exc: BaseException) -> None:
         )
 
 
-def guarded(default: R) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def guarded(default: D) -> Callable[[Callable[P, R]], Callable[P, R | D]]:
     """Decorate a hook so an ``Exception`` in it is reported and ``default`` returned."""
 
-    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    def wrap(fn: Callable[P, R]) -> Callable[P, R | D]:
         where = f"{fn.__module__}.{fn.__qualname__}"
 
-        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R | D:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:

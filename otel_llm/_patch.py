@@ -85,7 +85,8 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
 @guarded(None)
 def _inject(request: Any, call: LLMCall) -> None:
     """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy)."""
-    propagate.inject(request.headers, context=trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+    if call.span is not None:
+        propagate.inject(request.headers, context=trace.set_span_in_context(call.span))
 
 
 @guarded(False)
@@ -141,9 +142,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
 
 def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
     @functools.wraps(original)
-    async def send(
-        self: Any, request: Any, *args: Any, stream: bool = False, **kwargs: Any
-    ) -> Any:
+    async def send(self: Any, request: Any, *args: Any, stream: bool = False, **kwargs: Any) -> Any:
         state = _state.current
         call = _begin(state, request) if state is not None else None
         if call is None:

@@ -77,7 +77,9 @@ def tracer_provider(exporter: str | None = None, resource: Resource | None = Non
     provider = TracerProvider(resource=resource or Resource.create())
     names = exporter if exporter is not None else os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
     for span_exporter, batch in span_exporters(names):
-        processor = BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
+        processor = (
+            BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
+        )
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     return trace.get_tracer_provider()

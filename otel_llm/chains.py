@@ -85,7 +85,10 @@ def workflow(name: str, **attributes: AttributeValue) -> Step:
 
 
 def agent(
-    name: str, *, agent_id: str | None = None, description: str | None = None,
+    name: str,
+    *,
+    agent_id: str | None = None,
+    description: str | None = None,
     **attributes: AttributeValue,
 ) -> Step:
     """An agent's turn (``invoke_agent``)."""
@@ -98,7 +101,10 @@ def agent(
 
 
 def tool(
-    name: str, *, call_id: str | None = None, description: str | None = None,
+    name: str,
+    *,
+    call_id: str | None = None,
+    description: str | None = None,
     **attributes: AttributeValue,
 ) -> Step:
     """A tool the model asked for, run by the app (``execute_tool``)."""

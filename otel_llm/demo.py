@@ -69,7 +69,9 @@ def run_chain() -> None:
             for call in first.message.tool_calls or []:
                 with otel_llm.tool(call.function.name):
                     result = get_weather(**call.function.arguments)
-                messages.append({"role": "tool", "content": result, "tool_name": call.function.name})
+                messages.append(
+                    {"role": "tool", "content": result, "tool_name": call.function.name}
+                )
             client.chat(model=CHAT_MODEL, messages=messages)
     with otel_llm.workflow("streamed-answer"):
         for _part in client.generate(model=CHAT_MODEL, prompt="Why is the sky blue?", stream=True):
@@ -88,21 +90,23 @@ def run_chain() -> None:
 
 
 def _line(span: ReadableSpan) -> str:
-    attrs = span.attributes or {}
+    attrs = dict(span.attributes or {})
     ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     bits = [f"{span.name}", f"{ms:7.1f} ms"]
     if "gen_ai.usage.input_tokens" in attrs:
-        bits.append(
-            f"tokens in={attrs['gen_ai.usage.input_tokens']} out={attrs.get('gen_ai.usage.output_tokens', '-')}"
-        )
-    if "gen_ai.response.time_to_first_chunk" in attrs:
-        bits.append(f"ttfc={float(attrs['gen_ai.response.time_to_first_chunk']) * 1e3:.1f} ms")
-    if "ollama.decode.tokens_per_second" in attrs:
-        bits.append(f"decode={float(attrs['ollama.decode.tokens_per_second']):.0f} tok/s")
-    if "otel_llm.tool_calls.names" in attrs:
-        bits.append(f"tool_calls={list(attrs['otel_llm.tool_calls.names'])}")  # type: ignore[arg-type]
+        out = attrs.get("gen_ai.usage.output_tokens", "-")
+        bits.append(f"tokens in={attrs['gen_ai.usage.input_tokens']!s} out={out!s}")
+    ttfc = attrs.get("gen_ai.response.time_to_first_chunk")
+    if isinstance(ttfc, float):
+        bits.append(f"ttfc={ttfc * 1e3:.1f} ms")
+    decode = attrs.get("ollama.decode.tokens_per_second")
+    if isinstance(decode, float):
+        bits.append(f"decode={decode:.0f} tok/s")
+    tools = attrs.get("otel_llm.tool_calls.names")
+    if isinstance(tools, (list, tuple)):
+        bits.append(f"tool_calls={list(tools)}")
     if "error.type" in attrs:
-        bits.append(f"ERROR {attrs['error.type']}")
+        bits.append(f"ERROR {attrs['error.type']!s}")
     return "  ".join(bits)
 
 
@@ -139,7 +143,8 @@ def print_metrics(reader: InMemoryMetricReader, out: Any = sys.stdout) -> None:
                     label = ",".join(
                         f"{k.split('.')[-1]}={v}"
                         for k, v in attrs.items()
-                        if k in ("gen_ai.request.model", "gen_ai.operation.name", "gen_ai.token.type")
+                        if k
+                        in ("gen_ai.request.model", "gen_ai.operation.name", "gen_ai.token.type")
                     )
                     count = getattr(point, "count", None)
                     total = getattr(point, "sum", getattr(point, "value", 0))

@@ -79,9 +79,15 @@ class TestOpenAIRequest:
         openai_compat.adapter.read_request(
             call,
             {
-                "model": "llama3.2", "stream": True, "max_tokens": 5, "stop": "END", "n": 2,
-                "response_format": {"type": "json_object"}, "reasoning_effort": "low",
-                "temperature": 1, "seed": 3,
+                "model": "llama3.2",
+                "stream": True,
+                "max_tokens": 5,
+                "stop": "END",
+                "n": 2,
+                "response_format": {"type": "json_object"},
+                "reasoning_effort": "low",
+                "temperature": 1,
+                "seed": 3,
             },
         )
         assert {
@@ -124,7 +130,8 @@ class TestNdjsonParser:
         """A body over the buffer limit is read from its head and tail."""
         vector = b"[" + b",".join([b"0.0123456"] * 1024) + b"]"
         body = (
-            b'{"model":"all-minilm","embeddings":[' + b",".join([vector] * 100)
+            b'{"model":"all-minilm","embeddings":['
+            + b",".join([vector] * 100)
             + b'],"total_duration":5,"load_duration":1,"prompt_eval_count":16}'
         )
         call = new_call(ollama.adapter, sc.EMBEDDINGS)
@@ -167,7 +174,9 @@ class TestSseParser:
             b'{"name":"get_weather","arguments":"{\\"ci"}}]},"finish_reason":null}]}\n\n',
             b"data: {" + head + b',"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,'
             b'"function":{"arguments":"ty\\":\\"Tokyo\\"}"}}]},"finish_reason":null}]}\n\n',
-            b"data: {" + head + b',"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
+            b"data: {"
+            + head
+            + b',"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
             b"data: [DONE]\n\n",
         ]
         attrs = parse(openai_compat.adapter, events, "text/event-stream", capture_content=True)

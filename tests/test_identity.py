@@ -40,12 +40,18 @@ request_bodies = st.one_of(
 
 
 def exchange(
-    path: str, body: bytes, cuts: list[int], ctype: str, status: int, fail_after: int | None,
-    request_body: bytes, how: str,
+    path: str,
+    body: bytes,
+    cuts: list[int],
+    ctype: str,
+    status: int,
+    fail_after: int | None,
+    request_body: bytes,
+    how: str,
 ) -> tuple[Any, ...]:
     """One call through MockTransport; what the app observed."""
     points = sorted({c % (len(body) + 1) for c in cuts})
-    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)])]
+    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
 
     def stream() -> Iterator[bytes]:
         for i, chunk in enumerate(chunks):
@@ -76,7 +82,9 @@ def exchange(
     return tuple(seen)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     path=st.sampled_from(PATHS),
     body=bodies,
@@ -88,8 +96,15 @@ def exchange(
     how=st.sampled_from(["read", "lines", "bytes"]),
 )
 def test_identical_with_and_without(
-    collected: Spans, path: str, body: bytes, cuts: list[int], ctype: str, status: int,
-    fail_after: int | None, request_body: bytes, how: str,
+    collected: Spans,
+    path: str,
+    body: bytes,
+    cuts: list[int],
+    ctype: str,
+    status: int,
+    fail_after: int | None,
+    request_body: bytes,
+    how: str,
 ) -> None:
     """Random and malformed bodies, chunkings, content types, failures: same bytes, same errors."""
     args = (path, body, cuts, ctype, status, fail_after, request_body, how)
@@ -114,8 +129,9 @@ def test_huge_line_and_invalid_utf8(spans: Spans) -> None:
     pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "application/x-ndjson"},
-                              content=iter(pieces))
+        return httpx.Response(
+            200, headers={"content-type": "application/x-ndjson"}, content=iter(pieces)
+        )
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     response = client.post("http://127.0.0.1:11434/api/chat", json={"model": "m"})

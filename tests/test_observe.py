@@ -138,7 +138,7 @@ class TestSyncEndings:
         assert 4 == span.attributes["otel_llm.stream.chunks"]
 
     def test_sse_cut_without_done(self, module: ModuleType, spans: Spans) -> None:
-        """A /v1 stream that stops before [DONE] is an error, as Ollama's mid-stream failures are."""
+        """A /v1 stream that stops before [DONE] is an error (Ollama's mid-stream failures)."""
         client = sync_client(module, lambda: iter(SSE_CHAT[:2]), "text/event-stream")
         with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
             r.read()
@@ -241,7 +241,9 @@ def test_http_error_status(module: ModuleType, spans: Spans) -> None:
     def handler(request: Any) -> Any:
         return module.Response(404, headers={"content-type": "application/json"}, content=body)
 
-    client = module.Client(transport=module.MockTransport(handler), base_url="http://127.0.0.1:11434")
+    client = module.Client(
+        transport=module.MockTransport(handler), base_url="http://127.0.0.1:11434"
+    )
     response = client.post("/api/chat", json={**CHAT, "model": "llama9"})
     assert 404 == response.status_code
     assert body == response.content

@@ -93,9 +93,18 @@ class TestPatch:
 
     def test_non_streaming_attributes(self, module: Any, spans: Spans) -> None:
         """A non-streamed /api/chat: request and response attributes as the reference maps them."""
-        body = {**CHAT, "options": {"temperature": 0.1, "top_p": 0.9, "top_k": 40,
-                                    "num_predict": 64, "seed": 7, "stop": ["\n"]},
-                "format": "json"}
+        body = {
+            **CHAT,
+            "options": {
+                "temperature": 0.1,
+                "top_p": 0.9,
+                "top_k": 40,
+                "num_predict": 64,
+                "seed": 7,
+                "stop": ["\n"],
+            },
+            "format": "json",
+        }
         response = Recorder(module).client().post("/api/chat", json=body)
         assert CHAT_BODY == response.content
         span = spans.one()
@@ -262,8 +271,12 @@ def test_builds_provider_from_environment(tmp_path: Any) -> None:
         "httpx.Client(transport=httpx.MockTransport(h)).post("
         "'http://127.0.0.1:11434/api/generate', json={'model':'m','prompt':'p','stream':False})\n"
     )
-    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none",
-           "OTEL_SERVICE_NAME": "svc-under-test", "PATH": "/usr/bin:/bin"}
+    env = {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_SERVICE_NAME": "svc-under-test",
+        "PATH": "/usr/bin:/bin",
+    }
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
     )

@@ -22,10 +22,14 @@ _P = (
     b'"model":"llama3.2","system_fingerprint":"fp_ollama"'
 )
 SSE_CHAT = [
-    b"data: {" + _P + b',"choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}\n\n',
+    b"data: {"
+    + _P
+    + b',"choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}\n\n',
     b"data: {" + _P + b',"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":null}]}\n\n',
     b"data: {" + _P + b',"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
-    b"data: {" + _P + b',"choices":[],"usage":{"prompt_tokens":26,"completion_tokens":10,"total_tokens":36}}\n\n',
+    b"data: {"
+    + _P
+    + b',"choices":[],"usage":{"prompt_tokens":26,"completion_tokens":10,"total_tokens":36}}\n\n',
     b"data: [DONE]\n\n",
 ]
 

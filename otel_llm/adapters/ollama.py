@@ -123,10 +123,7 @@ class NdjsonStream:
         return False
 
     def _read_lines(self, region: bytes) -> bool:
-        for line in region.split(b"\n"):
-            if line.strip() and self._read_line(line):
-                return True
-        return False
+        return any(line.strip() and self._read_line(line) for line in region.split(b"\n"))
 
     def _read_line(self, line: bytes) -> bool:
         record = loads(line)

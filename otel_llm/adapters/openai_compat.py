@@ -9,6 +9,7 @@ event (id, model), finish reasons, usage, tool calls, reasoning, errors and
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -264,7 +265,9 @@ def _capture_tool_fragment(
     name = function.get("name")
     if streamed and not name and calls:
         previous = calls[-1]
-        previous["_raw"] = previous.get("_raw", "") + (arguments if isinstance(arguments, str) else "")
+        previous["_raw"] = previous.get("_raw", "") + (
+            arguments if isinstance(arguments, str) else ""
+        )
         return
     calls.append(
         {
@@ -298,10 +301,8 @@ def _read_body(call: LLMCall, obj: Any) -> None:
             if isinstance(vector, list):
                 call.embedding_dimensions = len(vector)
             elif isinstance(vector, str):
-                try:
+                with contextlib.suppress(ValueError):
                     call.embedding_dimensions = len(base64.b64decode(vector)) // 4
-                except ValueError:
-                    pass
         return
     choices = obj.get("choices")
     if isinstance(choices, list):
