@@ -16,6 +16,7 @@ from typing import Any
 from otel_llm._types import LLMCall, Redactor
 from otel_llm.chains import agent, retrieval, tool, workflow
 from otel_llm.instrumentor import LLMInstrumentor
+from otel_llm.tags import tags
 from otel_llm.version import __version__
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "instrument",
     "is_instrumented",
     "retrieval",
+    "tags",
     "tool",
     "uninstrument",
     "workflow",
@@ -46,6 +48,7 @@ def instrument(
     propagate: bool | None = None,
     http_spans: bool | None = None,
     traces_exporter: str | None = None,
+    baggage_keys: Iterable[str] | None = None,
     **options: Any,
 ) -> None:
     """Trace every LLM call made through httpx or httpx2 from now on (idempotent).
@@ -65,6 +68,8 @@ def instrument(
         propagate: inject ``traceparent``/baggage into LLM requests (on).
         http_spans: add opentelemetry-instrumentation-httpx child spans (off: costly).
         traces_exporter: like ``OTEL_TRACES_EXPORTER`` when we build the provider.
+        baggage_keys: baggage keys copied to span attributes besides the defaults
+            (``session.id``, ``user.id``, ``gen_ai.agent.name``, ``otel_llm.tag.*``).
     """
     if is_instrumented():
         return
@@ -81,6 +86,7 @@ def instrument(
         propagate=propagate,
         http_spans=http_spans,
         traces_exporter=traces_exporter,
+        baggage_keys=baggage_keys,
         **options,
     )
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from otel_llm import environment_variables as env
 from otel_llm._types import Redactor
+from otel_llm.tags import allow_list
 
 __all__ = ["Settings", "host_key", "parse_ollama_host", "resolve"]
 
@@ -43,6 +44,7 @@ class Settings:
     propagate: bool = True
     http_spans: bool = False
     cold_load_seconds: float = 0.25
+    baggage_keys: frozenset[str] = frozenset()
 
     def provider_for(self, host: str, port: int | None, native: bool) -> str:
         """The ``gen_ai.provider.name`` for a server, decided by configuration, not by SDK."""
@@ -113,6 +115,7 @@ def resolve(
     default_provider: str | None = None,
     propagate: bool | None = None,
     http_spans: bool | None = None,
+    baggage_keys: Iterable[str] | None = None,
 ) -> Settings:
     """Merge keyword options over the environment over defaults."""
     hosts: set[str] = set()
@@ -158,4 +161,7 @@ def resolve(
         default_provider=default_provider or "openai",
         propagate=_flag(env.OTEL_LLM_PROPAGATE, True) if propagate is None else propagate,
         http_spans=_flag(env.OTEL_LLM_HTTP_SPANS, False) if http_spans is None else http_spans,
+        baggage_keys=allow_list(
+            list(baggage_keys or ()) + list(_split(os.environ.get(env.OTEL_LLM_BAGGAGE_KEYS, "")))
+        ),
     )

@@ -12,6 +12,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._types import LLMCall
+from otel_llm.tags import attributes_from_baggage
 
 __all__ = ["end", "start"]
 
@@ -34,6 +35,9 @@ def start(call: LLMCall, tracer: Tracer) -> Span:
         attrs[sc.REQUEST_STREAM] = True
     if call.request_attributes:
         attrs.update(call.request_attributes)
+    tagged = attributes_from_baggage(call.settings.baggage_keys)
+    if tagged:
+        attrs.update(tagged)
     settings = call.settings
     if settings.legacy_attributes:
         attrs[sc.LEGACY_SYSTEM] = call.provider

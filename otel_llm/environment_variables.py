@@ -34,3 +34,7 @@ OTEL_LLM_PROPAGATE: Final = "OTEL_LLM_PROPAGATE"
 
 OLLAMA_HOST: Final = "OLLAMA_HOST"
 """Ollama's own variable; the server it names is an Ollama server."""
+
+OTEL_LLM_BAGGAGE_KEYS: Final = "OTEL_LLM_BAGGAGE_KEYS"
+"""Comma-separated baggage keys copied to LLM span attributes, besides ``session.id``,
+``user.id``, ``gen_ai.agent.name``, ``gen_ai.conversation.id`` and ``otel_llm.tag.*``."""

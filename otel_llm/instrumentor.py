@@ -31,6 +31,7 @@ _SETTINGS_KEYS = (
     "default_provider",
     "propagate",
     "http_spans",
+    "baggage_keys",
 )
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
