@@ -294,3 +294,34 @@ def test_tracer_provider_argument_wins(collected: Spans) -> None:
     Recorder(httpx2).client().post("/api/chat", json=CHAT)
     assert 1 == len(exporter.get_finished_spans())
     assert [] == collected.llm()
+
+
+def test_opentelemetry_instrument_loads_us(tmp_path: Any) -> None:
+    """`opentelemetry-instrument python app.py` finds the entry point and traces the call."""
+    import shutil
+
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import httpx\n"
+        "def h(r): return httpx.Response(200, json={'model':'m','done':True,"
+        "'prompt_eval_count':1,'eval_count':2})\n"
+        "httpx.Client(transport=httpx.MockTransport(h)).post("
+        "'http://127.0.0.1:11434/api/generate', json={'model':'m','prompt':'p','stream':False})\n"
+    )
+    launcher = shutil.which(
+        "opentelemetry-instrument", path=str(__import__("pathlib").Path(sys.executable).parent)
+    )
+    assert launcher is not None
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx",
+    }
+    out = subprocess.run(
+        [launcher, sys.executable, str(app)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert 0 == out.returncode, out.stderr
+    assert '"name": "text_completion m"' in out.stdout
+    assert '"gen_ai.usage.output_tokens": 2' in out.stdout
