@@ -16,17 +16,18 @@ MAX_PARTIAL_LINE = 1 << 20
 class LineFramer:
     """Turns arbitrary chunks into regions that end at a newline."""
 
-    __slots__ = ("_partial", "dropped")
+    __slots__ = ("dropped", "partial")
 
     def __init__(self) -> None:
-        self._partial = b""
+        self.partial = b""
+        """Bytes of a line still waiting for its newline."""
         self.dropped = 0
 
     def feed(self, data: bytes) -> bytes:
         """Bytes made of complete lines (possibly empty); the rest waits for more."""
-        if self._partial:
-            data = self._partial + data
-            self._partial = b""
+        if self.partial:
+            data = self.partial + data
+            self.partial = b""
         if data.endswith(b"\n"):
             return data
         cut = data.rfind(b"\n") + 1
@@ -34,12 +35,12 @@ class LineFramer:
         if len(rest) > MAX_PARTIAL_LINE:
             self.dropped += 1
             rest = b""
-        self._partial = rest
+        self.partial = rest
         return data[:cut]
 
     def flush(self) -> bytes:
         """What is left when the body ends: a last line with no newline, or nothing."""
-        rest, self._partial = self._partial, b""
+        rest, self.partial = self.partial, b""
         return rest
 
 

@@ -10,7 +10,7 @@ httpx module, because httpx checks ``isinstance(stream, SyncByteStream)``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
 from typing import Any
 
@@ -47,8 +47,20 @@ class _ObserverBase:
             report("otel_llm._observe.parser_close", exc)
         finish(call, "exhausted")
 
-    def _parse_failed(self, exc: Exception) -> None:
+    def _parse_failed(self, exc: Exception) -> Callable[[bytes], bool]:
+        """Our parser broke: say so once, stop parsing, let the bytes flow on."""
         report("otel_llm._observe.parser_feed", exc)
+        return _feed_nothing
+
+    def _step(self, feed: Callable[[bytes], bool], chunk: bytes) -> Callable[[bytes], bool]:
+        """Feed one chunk outside the loop; the feed to use from now on."""
+        try:
+            if feed(chunk):
+                finish(self._call, "final")
+                return _feed_nothing
+        except Exception as exc:
+            return self._parse_failed(exc)
+        return feed
 
     def __del__(self) -> None:
         call = getattr(self, "_call", None)
@@ -61,18 +73,25 @@ class ObservedStream(_ObserverBase):
 
     def __iter__(self) -> Iterator[bytes]:
         call = self._call
-        feed = self._parser.feed
+        feed: Callable[[bytes], bool] = self._parser.feed
+        chunks = iter(self._inner)
         try:
-            for chunk in self._inner:
-                if chunk and not call.finished:
-                    if not call.first_chunk_ns:
-                        call.first_chunk_ns = perf_counter_ns()
-                    try:
-                        if feed(chunk):
-                            finish(call, "final")
-                    except Exception as exc:
-                        self._parse_failed(exc)
+            # Until the first byte, stamp time to first chunk; then the steady state costs
+            # one parser call per chunk (a zero-cost ``try``), and nothing after the final.
+            for chunk in chunks:
+                if chunk:
+                    call.first_chunk_ns = perf_counter_ns()
+                    feed = self._step(feed, chunk)
+                    yield chunk
+                    break
+                yield chunk
+            for chunk in chunks:
+                try:
+                    if feed(chunk):
+                        finish(call, "final")
                         feed = _feed_nothing
+                except Exception as exc:
+                    feed = self._parse_failed(exc)
                 yield chunk
         except GeneratorExit:
             finish(call, "close")
@@ -94,18 +113,23 @@ class AsyncObservedStream(_ObserverBase):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         call = self._call
-        feed = self._parser.feed
+        feed: Callable[[bytes], bool] = self._parser.feed
+        chunks = aiter(self._inner)
         try:
-            async for chunk in self._inner:
-                if chunk and not call.finished:
-                    if not call.first_chunk_ns:
-                        call.first_chunk_ns = perf_counter_ns()
-                    try:
-                        if feed(chunk):
-                            finish(call, "final")
-                    except Exception as exc:
-                        self._parse_failed(exc)
+            async for chunk in chunks:
+                if chunk:
+                    call.first_chunk_ns = perf_counter_ns()
+                    feed = self._step(feed, chunk)
+                    yield chunk
+                    break
+                yield chunk
+            async for chunk in chunks:
+                try:
+                    if feed(chunk):
+                        finish(call, "final")
                         feed = _feed_nothing
+                except Exception as exc:
+                    feed = self._parse_failed(exc)
                 yield chunk
         except GeneratorExit:
             finish(call, "close")

@@ -107,7 +107,10 @@ class NdjsonStream:
         self.final = False
 
     def feed(self, data: bytes) -> bool:
-        region = self._framer.feed(data)
+        # Common case first: a chunk of whole lines and nothing pending (no framer call).
+        region = (
+            data if data[-1:] == b"\n" and not self._framer.partial else self._framer.feed(data)
+        )
         if not region:
             return False
         self.call.chunks += region.count(b"\n")

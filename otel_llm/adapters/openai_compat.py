@@ -121,7 +121,9 @@ class SseStream:
         self.final = False
 
     def feed(self, data: bytes) -> bool:
-        region = self._framer.feed(data)
+        region = (
+            data if data[-1:] == b"\n" and not self._framer.partial else self._framer.feed(data)
+        )
         if not region:
             return False
         self.call.chunks += region.count(b"data:")
