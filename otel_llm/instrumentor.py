@@ -92,6 +92,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         _state.current = None
         _patch.unpatch()
+        metrics.shutdown()  # the Prometheus endpoint, residency polling, readers we added
         for instrumentor in getattr(self, "_http_instrumentors", []):
             instrumentor.uninstrument()
         self._http_instrumentors = []

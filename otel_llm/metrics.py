@@ -1,16 +1,350 @@
-"""GenAI metrics for finished calls (filled in by the metrics work; see issue 3)."""
+"""[5] GenAI metrics for finished calls: one ``Recorder`` sink, built once per ``instrument()``.
+
+Everything that can be decided once is decided in ``build_sinks``: which metric set
+(classic or latest), which instruments, the model cap, the Prometheus endpoint. Per
+call the recorder builds one attribute dict and records only the instruments that
+have a value (a histogram record costs several µs in the Python SDK). Time and token
+observations carry the call's span as context, so the SDK keeps trace exemplars.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.context import Context
+from opentelemetry.trace import set_span_in_context
+from opentelemetry.util.types import AttributeValue
+
+from otel_llm import _setup, instruments, prometheus
+from otel_llm import semconv as sc
 from otel_llm._config import Settings
 from otel_llm._types import LLMCall
+from otel_llm.instruments import Instruments
+from otel_llm.version import __version__
 
-__all__ = ["build_sinks"]
+__all__ = [
+    "OTHER",
+    "ModelCap",
+    "Recorder",
+    "build_sinks",
+    "endpoint",
+    "shutdown",
+]
+
+_logger = logging.getLogger("otel_llm")
+
+# -- environment (read once, in build_sinks; keywords to instrument() win) -----------------
+OTEL_LLM_METRICS: Final = "OTEL_LLM_METRICS"
+"""``false`` records no metrics (spans only)."""
+OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
+"""``true`` emits the newer ``gen_ai.client.inference.*`` names instead of the classic set."""
+OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
+"""Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
+OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
+"""``true`` emits one structlog ``llm.call`` event per finished call."""
+OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
+"""``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
+OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
+OTEL_EXPORTER_PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
+
+OTHER: Final = "_OTHER"
+"""The model attribute value once ``max_models`` distinct models have been seen."""
+
+DEFAULT_MAX_MODELS: Final = 100
+_SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
+_TRUE = {"1", "true", "yes", "on"}
+_NS = 1e-9
+
+
+class ModelCap:
+    """Maps model names to attribute values, at most ``limit`` distinct ones.
+
+    A buggy caller sending endless model names gets ``_OTHER`` instead of an endless
+    number of series; names never admitted are not remembered either.
+    """
+
+    __slots__ = ("_lock", "_seen", "limit")
+
+    def __init__(self, limit: int = DEFAULT_MAX_MODELS) -> None:
+        self.limit = limit
+        self._seen: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, model: str) -> str:
+        value = self._seen.get(model)
+        if value is not None:
+            return value
+        with self._lock:
+            if len(self._seen) >= self.limit:
+                return OTHER
+            self._seen[model] = model
+        return model
+
+
+class Recorder:
+    """The metrics sink: ``recorder(call)`` records one finished call."""
+
+    __slots__ = ("_cold_load_ns", "_ins", "_models", "_tokens")
+
+    def __init__(self, ins: Instruments, models: ModelCap, settings: Settings) -> None:
+        self._ins = ins
+        self._models = models
+        self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
+        self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
+
+    def __call__(self, call: LLMCall) -> None:
+        ins = self._ins
+        attrs: dict[str, AttributeValue] = {
+            sc.OPERATION_NAME: call.operation,
+            sc.PROVIDER_NAME: call.provider_confirmed or call.provider,
+            sc.SERVER_ADDRESS: call.server_address,
+        }
+        if call.server_port is not None:
+            attrs[sc.SERVER_PORT] = call.server_port
+        if call.request_model:
+            attrs[sc.REQUEST_MODEL] = self._models(call.request_model)
+        if call.response_model:
+            attrs[sc.RESPONSE_MODEL] = self._models(call.response_model)
+        ctx = set_span_in_context(call.span) if call.span is not None else None
+        error = call.error_type
+        timed = attrs if error is None else {**attrs, sc.ERROR_TYPE: error}
+        embeddings = call.operation == sc.EMBEDDINGS
+        duration = ins.embeddings_duration if embeddings else ins.duration
+        duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
+        first = call.first_chunk_ns
+        if call.stream and first:
+            ins.time_to_first_chunk.record((first - call.start_ns) * _NS, attrs, ctx)
+            if call.chunks > 1:
+                # One mean per stream, not one record per chunk: a record costs µs, a chunk
+                # has a budget of well under one.
+                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
+                ins.time_per_output_chunk.record(mean, attrs, ctx)
+        self._tokens(call, attrs, ctx, embeddings)
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(call, attrs, timed, ctx)
+
+    def _tokens_classic(
+        self,
+        call: LLMCall,
+        attrs: dict[str, AttributeValue],
+        ctx: Context | None,
+        embeddings: bool,
+    ) -> None:
+        usage = self._ins.token_usage
+        assert usage is not None
+        if call.input_tokens is not None:
+            usage.record(call.input_tokens, {**attrs, instruments.TOKEN_TYPE: "input"}, ctx)
+        if call.output_tokens is not None:
+            usage.record(call.output_tokens, {**attrs, instruments.TOKEN_TYPE: "output"}, ctx)
+
+    def _tokens_latest(
+        self,
+        call: LLMCall,
+        attrs: dict[str, AttributeValue],
+        ctx: Context | None,
+        embeddings: bool,
+    ) -> None:
+        ins = self._ins
+        ok = call.error_type is None
+        if embeddings:
+            if ok and call.input_tokens is not None and ins.embeddings_input is not None:
+                ins.embeddings_input.record(call.input_tokens, attrs, ctx)
+            return
+        assert ins.usage_input is not None and ins.usage_output is not None
+        assert ins.usage_cache_read is not None
+        assert ins.operation_input is not None and ins.operation_output is not None
+        tagged = {**attrs, instruments.TOKEN_MODALITY: "unknown"}
+        if call.input_tokens is not None:
+            ins.usage_input.add(call.input_tokens, tagged, ctx)
+            if ok:
+                ins.operation_input.record(call.input_tokens, attrs, ctx)
+        if call.output_tokens is not None:
+            ins.usage_output.add(call.output_tokens, tagged, ctx)
+            if ok:
+                ins.operation_output.record(call.output_tokens, attrs, ctx)
+        if call.cache_read_tokens is not None:
+            ins.usage_cache_read.add(call.cache_read_tokens, tagged, ctx)
+
+    def _server(
+        self,
+        call: LLMCall,
+        attrs: dict[str, AttributeValue],
+        timed: dict[str, AttributeValue],
+        ctx: Context | None,
+    ) -> None:
+        """``gen_ai.server.*`` from Ollama's own clock (its final chunk's durations)."""
+        ins = self._ins
+        total = call.total_duration_ns
+        if total is not None:
+            ins.server_request_duration.record(total * _NS, timed, ctx)
+        load = call.load_duration_ns
+        if call.error_type is None:
+            prefill = call.prompt_eval_duration_ns
+            if prefill is not None:
+                ins.server_time_to_first_token.record(((load or 0) + prefill) * _NS, attrs, ctx)
+            decode, tokens = call.eval_duration_ns, call.output_tokens
+            if decode is not None and tokens:
+                ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, ctx)
+        if load is not None and load >= self._cold_load_ns:
+            ins.model_load_duration.record(load * _NS, attrs, ctx)
+
+
+# -- building and tearing down ------------------------------------------------------------
+_stops: list[Callable[[], None]] = []
+_endpoint: prometheus.Endpoint | None = None
+_kept_readers: weakref.WeakKeyDictionary[Any, prometheus.PrometheusReader] = (
+    weakref.WeakKeyDictionary()
+)
+"""Readers built into a MeterProvider we created: reused by the next ``instrument()``."""
+
+
+def endpoint() -> prometheus.Endpoint | None:
+    """The running Prometheus endpoint (host, port), if ``instrument()`` started one."""
+    return _endpoint
+
+
+def shutdown() -> None:
+    """Stop what ``build_sinks`` started: the endpoint, residency polling, added readers."""
+    global _endpoint
+    _endpoint = None
+    while _stops:
+        stop = _stops.pop()
+        try:
+            stop()
+        except Exception as exc:
+            _logger.debug("otel_llm: shutdown step failed: %r", exc)
 
 
 def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable[[LLMCall], None]]:
-    """The per-call sinks (metrics recorder, log event) that ``instrument()`` options ask for."""
-    return []
+    """The per-call sinks (metrics recorder, log event) that ``instrument()`` options ask for.
+
+    Options (each falls back to its environment variable, then its default):
+    ``metrics`` (on), ``meter_provider``, ``metrics_exporter``, ``latest_metrics`` (off),
+    ``max_models`` (100), ``prometheus_port`` / ``prometheus_host`` /
+    ``prometheus_resource_labels``, ``log_events`` (off), ``ollama_residency`` (off).
+    """
+    shutdown()
+    sinks: list[Callable[[LLMCall], None]] = []
+    if _flag(options.get("metrics"), OTEL_LLM_METRICS, True):
+        provider = _meter_provider(options)
+        meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
+        latest = _flag(options.get("latest_metrics"), OTEL_LLM_LATEST_METRICS, False)
+        models = ModelCap(_max_models(options.get("max_models")))
+        sinks.append(Recorder(instruments.build(meter, latest), models, settings))
+        residency = options.get("ollama_residency")
+        if residency is None:
+            residency = _flag(None, OTEL_LLM_OLLAMA_RESIDENCY, False)
+        if residency:
+            from otel_llm import residency as _residency
+
+            _stops.append(_residency.start(meter, residency, settings, models))
+    if _flag(options.get("log_events"), OTEL_LLM_LOG_EVENTS, False):
+        from otel_llm import logs
+
+        sinks.append(logs.CallLogger(settings))
+    return sinks
+
+
+def _flag(value: Any, env: str, default: bool) -> bool:
+    if value is not None:
+        return bool(value)
+    raw = os.environ.get(env, "").strip().lower()
+    return default if not raw else raw in _TRUE
+
+
+def _max_models(value: Any) -> int:
+    if value is None:
+        raw = os.environ.get(OTEL_LLM_MAX_MODELS, "").strip()
+        try:
+            value = int(raw) if raw else DEFAULT_MAX_MODELS
+        except ValueError:
+            value = DEFAULT_MAX_MODELS
+    return max(1, int(value))
+
+
+def _prometheus_address(options: Mapping[str, Any]) -> tuple[str, int] | None:
+    """``(host, port)`` if the direct endpoint is asked for, by keyword or environment."""
+    port = options.get("prometheus_port")
+    host = options.get("prometheus_host") or (
+        os.environ.get(OTEL_EXPORTER_PROMETHEUS_HOST, "").strip() or prometheus.DEFAULT_HOST
+    )
+    if port is None:
+        names = options.get("metrics_exporter")
+        if names is None:
+            names = os.environ.get(OTEL_METRICS_EXPORTER, "")
+        if "prometheus" not in {n.strip().lower() for n in str(names).split(",")}:
+            return None
+        raw = os.environ.get(OTEL_EXPORTER_PROMETHEUS_PORT, "").strip()
+        try:
+            port = int(raw) if raw else prometheus.DEFAULT_PORT
+        except ValueError:
+            _logger.error("otel_llm: %s=%r is not a port", OTEL_EXPORTER_PROMETHEUS_PORT, raw)
+            port = prometheus.DEFAULT_PORT
+    return str(host), int(port)
+
+
+def _meter_provider(options: Mapping[str, Any]) -> Any:
+    """The app's MeterProvider or ours; with the Prometheus reader on it if one is asked for."""
+    provider = options.get("meter_provider")
+    address = _prometheus_address(options)
+    if address is None:
+        return provider or _setup.meter_provider(options.get("metrics_exporter"))
+    reader = prometheus.PrometheusReader()
+    if provider is None:
+        building = isinstance(
+            otel_metrics.get_meter_provider(), otel_metrics._internal._ProxyMeterProvider
+        )
+        exporter = options.get("metrics_exporter")
+        if exporter is None and OTEL_METRICS_EXPORTER not in os.environ:
+            exporter = (
+                "prometheus"  # prometheus_port alone: no OTLP exporter to a missing collector
+            )
+        provider = _setup.meter_provider(exporter, extra_readers=[reader] if building else None)
+        if building:
+            _kept_readers[provider] = reader
+    attached = _attach(provider, reader)
+    if attached is not None:
+        labels = options.get("prometheus_resource_labels")
+        _serve(attached, *address, prometheus.DEFAULT_RESOURCE_LABELS if labels is None else labels)
+    return provider
+
+
+def _attach(
+    provider: Any, reader: prometheus.PrometheusReader
+) -> prometheus.PrometheusReader | None:
+    """Put ``reader`` on an existing provider (SDK ``add_metric_reader``); undone on shutdown."""
+    kept = _kept_readers.get(provider)
+    if kept is not None:
+        return kept
+    add = getattr(provider, "add_metric_reader", None)
+    remove = getattr(provider, "remove_metric_reader", None)
+    if add is None or remove is None:
+        _logger.error(
+            "otel_llm: no Prometheus endpoint: this MeterProvider cannot take another reader;"
+            " add otel_llm.prometheus.PrometheusReader() to it and call"
+            " otel_llm.prometheus.serve(reader, port)"
+        )
+        return None
+    add(reader)
+    _stops.append(lambda: remove(reader))
+    return reader
+
+
+def _serve(
+    reader: prometheus.PrometheusReader, host: str, port: int, resource_labels: Iterable[str]
+) -> None:
+    global _endpoint
+    try:
+        served = prometheus.serve(reader, port, host, resource_labels)
+    except OSError as exc:
+        _logger.error("otel_llm: cannot serve Prometheus metrics on %s:%s: %s", host, port, exc)
+        return
+    _endpoint = served
+    _stops.append(served.stop)

@@ -1,0 +1,320 @@
+"""Every metric otel_llm emits: name, unit, description and buckets, built once per meter.
+
+Names follow the GenAI semantic conventions (``reference/genai-semconv.md``): the
+classic set (§5) by default, the newer ``gen_ai.client.inference.*`` set (§6) with
+``latest_metrics=True``. ``gen_ai.server.*`` are derived from the timings Ollama
+reports in its final chunk; model residency gauges (``ollama.*``) are in
+``residency.py`` but named here. Bucket boundaries are sized for local models:
+durations reach minutes (cold loads), time to first token starts at 1 ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from opentelemetry.metrics import Counter, Histogram, Meter
+
+__all__ = [
+    "ALL",
+    "DURATION_BUCKETS",
+    "TOKEN_BUCKETS",
+    "TOKEN_MODALITY",
+    "TOKEN_TYPE",
+    "TPOT_BUCKETS",
+    "TTFT_BUCKETS",
+    "Instruments",
+    "Spec",
+    "build",
+]
+
+# -- bucket boundaries (seconds / tokens) -----------------------------------------------
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
+    10.24, 20.48, 40.96, 81.92, 163.84, 327.68,
+)  # fmt: skip
+"""Semconv's DUR, extended by two doublings: a cold load of a big model takes minutes."""
+
+TTFT_BUCKETS: Final = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0,
+)  # fmt: skip
+"""Semconv's server TTFT buckets (from 1 ms), extended to minutes for cold loads."""
+
+TPOT_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
+    0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)  # fmt: skip
+"""Semconv's TPOT buckets plus four below 10 ms: a local GPU decodes a token in 5-20 ms."""
+
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
+    1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+"""Semconv's TOKEN buckets."""
+
+TOKEN_TYPE: Final = "gen_ai.token.type"
+"""Metric-only attribute of ``gen_ai.client.token.usage``: ``input`` or ``output``."""
+TOKEN_MODALITY: Final = "gen_ai.token.modality"
+"""Metric-only attribute of the latest usage counters; ``unknown``: servers give no breakdown."""
+
+HISTOGRAM: Final = "histogram"
+COUNTER: Final = "counter"
+GAUGE: Final = "gauge"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One metric as exported: what a dashboard or a test can rely on."""
+
+    name: str
+    unit: str
+    kind: str
+    description: str
+    buckets: tuple[float, ...] | None = None
+
+
+# -- classic set (semconv §5; default) ----------------------------------------------------
+OPERATION_DURATION = Spec(
+    "gen_ai.client.operation.duration",
+    "s",
+    HISTOGRAM,
+    "GenAI operation duration: request start to last byte.",
+    DURATION_BUCKETS,
+)
+TOKEN_USAGE = Spec(
+    "gen_ai.client.token.usage",
+    "{token}",
+    HISTOGRAM,
+    "Number of input and output tokens used, as the server reported them.",
+    TOKEN_BUCKETS,
+)
+TIME_TO_FIRST_CHUNK = Spec(
+    "gen_ai.client.operation.time_to_first_chunk",
+    "s",
+    HISTOGRAM,
+    "Time from request start to the first response chunk (streams).",
+    TTFT_BUCKETS,
+)
+TIME_PER_OUTPUT_CHUNK = Spec(
+    "gen_ai.client.operation.time_per_output_chunk",
+    "s",
+    HISTOGRAM,
+    "Mean time between response chunks after the first, one value per stream.",
+    TPOT_BUCKETS,
+)
+
+# -- latest genai set (semconv §6; ``latest_metrics=True``) -------------------------------
+INFERENCE_DURATION = Spec(
+    "gen_ai.client.inference.duration",
+    "s",
+    HISTOGRAM,
+    "GenAI inference duration: request start to last byte.",
+    DURATION_BUCKETS,
+)
+INFERENCE_TIME_TO_FIRST_CHUNK = Spec(
+    "gen_ai.client.inference.time_to_first_chunk",
+    "s",
+    HISTOGRAM,
+    "Time from request start to the first response chunk (streams).",
+    TTFT_BUCKETS,
+)
+INFERENCE_TIME_PER_OUTPUT_CHUNK = Spec(
+    "gen_ai.client.inference.time_per_output_chunk",
+    "s",
+    HISTOGRAM,
+    "Mean time between response chunks after the first, one value per stream.",
+    TPOT_BUCKETS,
+)
+INFERENCE_USAGE_INPUT = Spec(
+    "gen_ai.client.inference.usage.input_tokens",
+    "{token}",
+    COUNTER,
+    "Input tokens the server reported (cached ones included).",
+)
+INFERENCE_USAGE_OUTPUT = Spec(
+    "gen_ai.client.inference.usage.output_tokens",
+    "{token}",
+    COUNTER,
+    "Output tokens the server reported.",
+)
+INFERENCE_USAGE_CACHE_READ = Spec(
+    "gen_ai.client.inference.usage.cache_read.input_tokens",
+    "{token}",
+    COUNTER,
+    "Input tokens served from the server's prompt cache.",
+)
+INFERENCE_OPERATION_INPUT = Spec(
+    "gen_ai.client.inference.operation.input_tokens",
+    "{token}",
+    HISTOGRAM,
+    "Input tokens per successful inference.",
+    TOKEN_BUCKETS,
+)
+INFERENCE_OPERATION_OUTPUT = Spec(
+    "gen_ai.client.inference.operation.output_tokens",
+    "{token}",
+    HISTOGRAM,
+    "Output tokens per successful inference.",
+    TOKEN_BUCKETS,
+)
+EMBEDDINGS_DURATION = Spec(
+    "gen_ai.client.embeddings.duration",
+    "s",
+    HISTOGRAM,
+    "GenAI embeddings duration: request start to last byte.",
+    DURATION_BUCKETS,
+)
+EMBEDDINGS_INPUT = Spec(
+    "gen_ai.client.embeddings.operation.input_tokens",
+    "{token}",
+    HISTOGRAM,
+    "Input tokens per successful embeddings call.",
+    TOKEN_BUCKETS,
+)
+
+# -- server-side, from Ollama's own timings (both sets) -----------------------------------
+SERVER_REQUEST_DURATION = Spec(
+    "gen_ai.server.request.duration",
+    "s",
+    HISTOGRAM,
+    "Server-side request duration: Ollama's total_duration.",
+    DURATION_BUCKETS,
+)
+SERVER_TIME_TO_FIRST_TOKEN = Spec(
+    "gen_ai.server.time_to_first_token",
+    "s",
+    HISTOGRAM,
+    "Server-side time to first token: Ollama's load_duration + prompt_eval_duration.",
+    TTFT_BUCKETS,
+)
+SERVER_TIME_PER_OUTPUT_TOKEN = Spec(
+    "gen_ai.server.time_per_output_token",
+    "s",
+    HISTOGRAM,
+    "Server-side decode time per output token: Ollama's eval_duration / eval_count.",
+    TPOT_BUCKETS,
+)
+MODEL_LOAD_DURATION = Spec(
+    "ollama.model.load.duration",
+    "s",
+    HISTOGRAM,
+    "Time Ollama spent loading the model (load_duration), for calls that loaded it.",
+    DURATION_BUCKETS,
+)
+
+# -- model residency (observable gauges fed by /api/ps; residency.py) ---------------------
+MODELS_LOADED = Spec("ollama.models.loaded", "{model}", GAUGE, "Models Ollama holds in memory.")
+MODEL_SIZE = Spec(
+    "ollama.model.size", "By", GAUGE, "Memory a loaded model occupies (RAM and VRAM)."
+)
+MODEL_VRAM_SIZE = Spec(
+    "ollama.model.vram.size", "By", GAUGE, "Part of a loaded model held in GPU memory."
+)
+MODEL_TIME_TO_UNLOAD = Spec(
+    "ollama.model.time_to_unload",
+    "s",
+    GAUGE,
+    "Seconds until Ollama unloads an idle model (its keep_alive expiry).",
+)
+
+CLASSIC: Final = (OPERATION_DURATION, TOKEN_USAGE, TIME_TO_FIRST_CHUNK, TIME_PER_OUTPUT_CHUNK)
+LATEST: Final = (
+    INFERENCE_DURATION,
+    INFERENCE_TIME_TO_FIRST_CHUNK,
+    INFERENCE_TIME_PER_OUTPUT_CHUNK,
+    INFERENCE_USAGE_INPUT,
+    INFERENCE_USAGE_OUTPUT,
+    INFERENCE_USAGE_CACHE_READ,
+    INFERENCE_OPERATION_INPUT,
+    INFERENCE_OPERATION_OUTPUT,
+    EMBEDDINGS_DURATION,
+    EMBEDDINGS_INPUT,
+)
+SERVER: Final = (
+    SERVER_REQUEST_DURATION,
+    SERVER_TIME_TO_FIRST_TOKEN,
+    SERVER_TIME_PER_OUTPUT_TOKEN,
+    MODEL_LOAD_DURATION,
+)
+RESIDENCY: Final = (MODELS_LOADED, MODEL_SIZE, MODEL_VRAM_SIZE, MODEL_TIME_TO_UNLOAD)
+ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY
+
+
+def histogram(meter: Meter, spec: Spec) -> Histogram:
+    """The histogram for ``spec`` with its bucket advice (the SDK gives none for GenAI)."""
+    return meter.create_histogram(
+        spec.name,
+        unit=spec.unit,
+        description=spec.description,
+        explicit_bucket_boundaries_advisory=list(spec.buckets) if spec.buckets else None,
+    )
+
+
+def counter(meter: Meter, spec: Spec) -> Counter:
+    return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+
+
+@dataclass(frozen=True, slots=True)
+class Instruments:
+    """The instruments one recorder writes to; None where the chosen set has no such metric.
+
+    In the classic set ``embeddings_duration`` is ``duration`` (one metric, told apart
+    by ``gen_ai.operation.name``); in the latest set it is its own metric.
+    """
+
+    latest: bool
+    duration: Histogram
+    embeddings_duration: Histogram
+    time_to_first_chunk: Histogram
+    time_per_output_chunk: Histogram
+    server_request_duration: Histogram
+    server_time_to_first_token: Histogram
+    server_time_per_output_token: Histogram
+    model_load_duration: Histogram
+    token_usage: Histogram | None = None
+    usage_input: Counter | None = None
+    usage_output: Counter | None = None
+    usage_cache_read: Counter | None = None
+    operation_input: Histogram | None = None
+    operation_output: Histogram | None = None
+    embeddings_input: Histogram | None = None
+
+
+def build(meter: Meter, latest: bool = False) -> Instruments:
+    """Create the instruments of the classic (default) or latest set on ``meter``."""
+    server_duration = histogram(meter, SERVER_REQUEST_DURATION)
+    server_ttft = histogram(meter, SERVER_TIME_TO_FIRST_TOKEN)
+    server_tpot = histogram(meter, SERVER_TIME_PER_OUTPUT_TOKEN)
+    load = histogram(meter, MODEL_LOAD_DURATION)
+    if not latest:
+        duration = histogram(meter, OPERATION_DURATION)
+        return Instruments(
+            latest=False,
+            duration=duration,
+            embeddings_duration=duration,
+            time_to_first_chunk=histogram(meter, TIME_TO_FIRST_CHUNK),
+            time_per_output_chunk=histogram(meter, TIME_PER_OUTPUT_CHUNK),
+            server_request_duration=server_duration,
+            server_time_to_first_token=server_ttft,
+            server_time_per_output_token=server_tpot,
+            model_load_duration=load,
+            token_usage=histogram(meter, TOKEN_USAGE),
+        )
+    return Instruments(
+        latest=True,
+        duration=histogram(meter, INFERENCE_DURATION),
+        embeddings_duration=histogram(meter, EMBEDDINGS_DURATION),
+        time_to_first_chunk=histogram(meter, INFERENCE_TIME_TO_FIRST_CHUNK),
+        time_per_output_chunk=histogram(meter, INFERENCE_TIME_PER_OUTPUT_CHUNK),
+        server_request_duration=server_duration,
+        server_time_to_first_token=server_ttft,
+        server_time_per_output_token=server_tpot,
+        model_load_duration=load,
+        usage_input=counter(meter, INFERENCE_USAGE_INPUT),
+        usage_output=counter(meter, INFERENCE_USAGE_OUTPUT),
+        usage_cache_read=counter(meter, INFERENCE_USAGE_CACHE_READ),
+        operation_input=histogram(meter, INFERENCE_OPERATION_INPUT),
+        operation_output=histogram(meter, INFERENCE_OPERATION_OUTPUT),
+        embeddings_input=histogram(meter, EMBEDDINGS_INPUT),
+    )
