@@ -54,19 +54,46 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
                 out.append((OTLPSpanExporter(), True))
         elif name == "jaeger":
             try:
-                from opentelemetry.exporter.jaeger.thrift import (  # type: ignore[import-not-found]
-                    JaegerExporter,
-                )
+                jaeger_exporter = _legacy_jaeger_exporter()
             except ImportError:
                 _logger.error(
                     "otel_llm: OTEL_TRACES_EXPORTER=jaeger needs `pip install otel-llm[jaeger]`"
                     " (or use otlp: Jaeger takes OTLP natively)"
                 )
                 continue
-            out.append((JaegerExporter(), True))
+            out.append((jaeger_exporter, True))
         else:
             _logger.error("otel_llm: unknown traces exporter %r ignored", name)
     return out
+
+
+_JAEGER_ENV = (
+    "OTEL_EXPORTER_JAEGER_AGENT_HOST",
+    "OTEL_EXPORTER_JAEGER_AGENT_PORT",
+    "OTEL_EXPORTER_JAEGER_AGENT_SPLIT_OVERSIZED_BATCHES",
+    "OTEL_EXPORTER_JAEGER_ENDPOINT",
+    "OTEL_EXPORTER_JAEGER_PASSWORD",
+    "OTEL_EXPORTER_JAEGER_TIMEOUT",
+    "OTEL_EXPORTER_JAEGER_USER",
+)
+
+
+def _legacy_jaeger_exporter() -> SpanExporter:
+    """The thrift exporter (last released 2023) for old Jaeger agents.
+
+    It imports names that newer SDKs dropped from ``environment_variables``; they are
+    plain strings equal to their own names, so we put them back before importing it.
+    """
+    import opentelemetry.sdk.environment_variables as names
+
+    for name in _JAEGER_ENV:
+        if not hasattr(names, name):
+            setattr(names, name, name)
+    from opentelemetry.exporter.jaeger.thrift import (  # type: ignore[import-untyped,unused-ignore]
+        JaegerExporter,
+    )
+
+    return JaegerExporter()  # type: ignore[no-any-return]
 
 
 def tracer_provider(exporter: str | None = None, resource: Resource | None = None) -> Any:
