@@ -1,0 +1,659 @@
+"""Grafana dashboards as code: writes ``llm-overview.json`` and ``call-chains.json`` here.
+
+    python dashboards/build.py          # regenerate (commit the JSON it writes)
+    python dashboards/build.py --check  # exit 1 if the committed JSON is stale
+
+Built with grafana-foundation-sdk (the ``dashboards`` extra pins it). Grafana loads the
+JSON from ``deploy/grafana/provisioning/dashboards/dashboards.yaml`` into the "LLM"
+folder. Every metric and label name the dashboards read is defined once, below, as the
+Prometheus exposes it: the OpenTelemetry Collector's ``prometheus`` exporter and
+otel_llm's direct ``/metrics`` endpoint give the same names (``docs/metrics.md``), so the
+dashboards serve both paths. ``tests/test_dashboards.py`` runs every PromQL expression
+here against a real Prometheus that scraped real instrumented calls.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+# Classic (v1) dashboard JSON on purpose: Grafana's file provisioning loads it on every
+# version, while v2 ("Prefer using dashboardv2") needs Grafana 12+ feature toggles. The
+# filter must precede the SDK's imports, which warn too (hence E402 below).
+warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+
+from grafana_foundation_sdk.builders import common as common_builder
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import nodegraph, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+
+HERE = Path(__file__).resolve().parent
+
+# -- datasources: the uids fixed in deploy/grafana/provisioning/datasources/datasources.yaml
+PROMETHEUS_UID = "prometheus"
+JAEGER_UID = "jaeger"
+PROMETHEUS = common.DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)
+JAEGER = common.DataSourceRef(type_val="jaeger", uid=JAEGER_UID)
+
+# -- metrics: the Prometheus name of each otel_llm instrument (otel_llm/instruments.py;
+#    translation as in docs/metrics.md). Histograms add _bucket / _sum / _count.
+OPERATION_DURATION = "gen_ai_client_operation_duration_seconds"  # gen_ai.client.operation.duration
+TOKEN_USAGE = "gen_ai_client_token_usage"  # gen_ai.client.token.usage ({token}: no unit suffix)
+TIME_TO_FIRST_CHUNK = "gen_ai_client_operation_time_to_first_chunk_seconds"
+SERVER_REQUEST_DURATION = "gen_ai_server_request_duration_seconds"  # Ollama's total_duration
+SERVER_TIME_TO_FIRST_TOKEN = "gen_ai_server_time_to_first_token_seconds"  # load + prefill
+SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai_server_time_per_output_token_seconds"  # eval / eval_count
+MODEL_LOAD_DURATION = "ollama_model_load_duration_seconds"  # recorded for cold loads only
+
+METRICS: dict[str, str] = {
+    "gen_ai.client.operation.duration": OPERATION_DURATION,
+    "gen_ai.client.token.usage": TOKEN_USAGE,
+    "gen_ai.client.operation.time_to_first_chunk": TIME_TO_FIRST_CHUNK,
+    "gen_ai.server.request.duration": SERVER_REQUEST_DURATION,
+    "gen_ai.server.time_to_first_token": SERVER_TIME_TO_FIRST_TOKEN,
+    "gen_ai.server.time_per_output_token": SERVER_TIME_PER_OUTPUT_TOKEN,
+    "ollama.model.load.duration": MODEL_LOAD_DURATION,
+}
+"""OTel instrument name → Prometheus name, for every metric a dashboard reads."""
+
+# -- labels (attribute keys with "." → "_"; `job` is service.namespace/service.name)
+SERVICE = "job"
+ENVIRONMENT = "deployment_environment_name"  # a resource label on both paths (docs/metrics.md)
+MODEL = "gen_ai_request_model"
+OPERATION = "gen_ai_operation_name"
+TOKEN_TYPE = "gen_ai_token_type"
+ERROR_TYPE = "error_type"
+FAILED = f'{ERROR_TYPE}!=""'
+"""Only failed calls carry error.type."""
+
+# -- units (Grafana unit ids; tokens have none, so a suffix)
+SECONDS = "s"
+PER_SECOND = "reqps"
+RATIO = "percentunit"
+TOKENS = "suffix: tok"
+TOKENS_PER_SECOND = "suffix: tok/s"
+COUNT = "short"
+MICROSECONDS = "µs"  # what Jaeger search results report
+MILLISECONDS = "ms"
+
+RATE = "$__rate_interval"
+SELECTOR = f'{SERVICE}=~"$service", {ENVIRONMENT}=~"$environment", {MODEL}=~"$model"'
+"""Every overview query filters on the three dashboard variables."""
+
+
+# -- Jaeger queries: the SDK has no Jaeger dataquery, so one small variant ---------------
+class JaegerQuery(cogvariants.Dataquery):
+    """A Grafana Jaeger datasource query: a trace by id, a search, or the dependency graph."""
+
+    def __init__(self, ref_id: str, query_type: str | None = None, **fields: Any) -> None:
+        self.ref_id = ref_id
+        self.query_type = query_type
+        self.fields = fields
+
+    def to_json(self) -> dict[str, object]:
+        payload: dict[str, object] = {"refId": self.ref_id, "datasource": JAEGER.to_json()}
+        if self.query_type is not None:
+            payload["queryType"] = self.query_type
+        payload.update(self.fields)
+        return payload
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JaegerQuery:
+        fields = {k: v for k, v in data.items() if k not in ("refId", "queryType", "datasource")}
+        return cls(data.get("refId", "A"), data.get("queryType"), **fields)
+
+
+class Jaeger(cogbuilder.Builder[JaegerQuery]):
+    def __init__(self, ref_id: str, query_type: str | None = None, **fields: Any) -> None:
+        self._internal = JaegerQuery(ref_id, query_type, **fields)
+
+    def build(self) -> JaegerQuery:
+        return self._internal
+
+
+def trace_search(ref_id: str, **fields: Any) -> Jaeger:
+    """Jaeger search (service, operation, tags in logfmt, minDuration, limit)."""
+    return Jaeger(ref_id, "search", **fields)
+
+
+# -- building blocks ------------------------------------------------------------------------
+def promql(
+    expr: str, legend: str, ref_id: str = "A", exemplar: bool = False
+) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref_id)
+    query = query.datasource(PROMETHEUS).range()
+    return query.exemplar(True) if exemplar else query
+
+
+def legend(*labels: str) -> str:
+    """``{{label}} {{label}}``: Grafana's legend template."""
+    return " ".join("{{" + label + "}}" for label in labels)
+
+
+def rate(metric: str, extra: str = "") -> str:
+    """``rate(metric{variables, extra}[$__rate_interval])``."""
+    matchers = SELECTOR + (", " + extra if extra else "")
+    return f"rate({metric}{{{matchers}}}[{RATE}])"
+
+
+def quantile(q: float, histogram: str, by: str = "") -> str:
+    group = f"le, {by}" if by else "le"
+    return f"histogram_quantile({q}, sum by ({group}) ({rate(histogram + '_bucket')}))"
+
+
+def series(
+    title: str,
+    unit: str,
+    description: str,
+    *targets: prometheus.Dataquery,
+    width: int = 12,
+    stack: bool = False,
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(PROMETHEUS)
+        .height(8)
+        .span(width)
+        .line_width(1)
+        .fill_opacity(10 if not stack else 40)
+        .show_points(common.VisibilityMode.NEVER)
+        .legend(
+            common_builder.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_builder.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
+    if stack:
+        panel = panel.stacking(common_builder.StackingConfig().mode(common.StackingMode.NORMAL))
+    for target in targets:
+        panel = panel.with_target(target)
+    return panel
+
+
+def single(
+    title: str, unit: str, description: str, target: prometheus.Dataquery, width: int = 6
+) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(PROMETHEUS)
+        .height(4)
+        .span(width)
+        .reduce_options(common_builder.ReduceDataOptions().calcs(["lastNotNull"]))
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .with_target(target.instant())
+    )
+
+
+def variable(name: str, label: str, query: str, all_value: str | None = ".*") -> db.QueryVariable:
+    var = (
+        db.QueryVariable(name)
+        .label(label)
+        .query(query)
+        .definition(query)
+        .datasource(PROMETHEUS)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+    )
+    if all_value is None:
+        return var.multi(False).include_all(False)
+    return (
+        var.multi(True)
+        .include_all(True)
+        .all_value(all_value)
+        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def base(title: str, uid: str, description: str) -> db.Dashboard:
+    return (
+        db.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["llm", "otel_llm", "genai"])
+        .editable()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .timepicker(db.TimePicker().refresh_intervals(["10s", "30s", "1m", "5m", "15m"]))
+    )
+
+
+def link(title: str, uid: str) -> db.DashboardLink:
+    return (
+        db.DashboardLink(title)
+        .type(model.DashboardLinkType.LINK)
+        .url(f"/d/{uid}")
+        .keep_time(True)
+        .include_vars(True)
+    )
+
+
+OVERVIEW_UID = "llm-overview"
+CHAINS_UID = "llm-call-chains"
+
+OPEN_TRACE = (
+    f"/d/{CHAINS_UID}/llm-call-chains?${{__url_time_range}}&${{service:queryparam}}"
+    "&var-trace_id=${__data.fields.traceID}"
+)
+"""Data link on a trace id: the Call chains dashboard with that trace in its trace panel."""
+
+
+def traces_table(
+    title: str, description: str, *targets: Jaeger, width: int, height: int
+) -> table.Panel:
+    """A table of Jaeger search results; a click on a row opens its trace in Call chains.
+
+    (The trace id itself also links to Explore: the Jaeger datasource adds that link.)
+    """
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .unit(MICROSECONDS)
+        .datasource(JAEGER)
+        .height(height)
+        .span(width)
+        .data_links(
+            [
+                db.DashboardLink("Open in Call chains")
+                .type(model.DashboardLinkType.LINK)
+                .url(OPEN_TRACE)
+            ]
+        )
+    )
+    for target in targets:
+        panel = panel.with_target(target)
+    return panel
+
+
+# -- LLM overview ---------------------------------------------------------------------------
+def overview() -> db.Dashboard:
+    calls = f"sum by ({MODEL}) ({rate(OPERATION_DURATION + '_count')})"
+    failed = rate(OPERATION_DURATION + "_count", FAILED)
+    errors = f"sum by ({MODEL}) ({failed})"
+    cold_loads = f"{MODEL_LOAD_DURATION}_count{{{SELECTOR}}}"
+    output = f'{TOKEN_TYPE}="output"'
+    return (
+        base(
+            "LLM overview",
+            OVERVIEW_UID,
+            "GenAI metrics from otel_llm: traffic, errors, latency, tokens and Ollama's own"
+            " timings, with exemplars linking to the trace of a slow call.",
+        )
+        .link(link("Call chains", CHAINS_UID))
+        .with_variable(
+            variable(
+                "service", "Service", f"label_values({OPERATION_DURATION}_count, {SERVICE})", None
+            )
+        )
+        .with_variable(
+            variable(
+                "environment",
+                "Environment",
+                f'label_values({OPERATION_DURATION}_count{{{SERVICE}=~"$service"}}, {ENVIRONMENT})',
+            )
+        )
+        .with_variable(
+            variable(
+                "model",
+                "Model",
+                f'label_values({OPERATION_DURATION}_count{{{SERVICE}=~"$service",'
+                f' {ENVIRONMENT}=~"$environment"}}, {MODEL})',
+            )
+        )
+        .with_variable(
+            db.CustomVariable("slow")
+            .label("Slow call ≥")
+            .values("1s,2s,5s,10s,30s,60s")
+            .current(model.VariableOption(selected=True, text="5s", value="5s"))
+        )
+        .with_row(db.Row("Traffic"))
+        .with_panel(
+            single(
+                "Calls/s",
+                PER_SECOND,
+                "LLM calls per second (all selected models).",
+                promql(f"sum({rate(OPERATION_DURATION + '_count')})", "calls/s"),
+            )
+        )
+        .with_panel(
+            single(
+                "Error ratio",
+                RATIO,
+                "Share of calls that ended with error.type set.",
+                promql(
+                    f"(sum({failed}) or vector(0)) / sum({rate(OPERATION_DURATION + '_count')})",
+                    "errors",
+                ),
+            )
+        )
+        .with_panel(
+            single(
+                "Cold loads",
+                COUNT,
+                "Calls for which Ollama (re)loaded the model (load_duration ≥ 0.25 s) in the"
+                " selected time range.",
+                promql(
+                    f"sum(increase({cold_loads}[$__range]))",
+                    "cold loads",
+                ),
+            )
+        )
+        .with_panel(
+            single(
+                "p95 time to first token",
+                SECONDS,
+                "95th percentile of request start → first chunk, streams only.",
+                promql(quantile(0.95, TIME_TO_FIRST_CHUNK), "p95"),
+            )
+        )
+        .with_panel(
+            series(
+                "Calls/s by model",
+                PER_SECOND,
+                "LLM calls per second, one line per requested model.",
+                promql(calls, legend(MODEL)),
+            )
+        )
+        .with_panel(
+            series(
+                "Error ratio by model",
+                RATIO,
+                "Failed calls / all calls per model; 0 when a model had no error.",
+                promql(
+                    f"({errors} or {calls} * 0) / {calls}",
+                    legend(MODEL),
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Errors/s by error.type",
+                PER_SECOND,
+                "HTTP status, exception class, stream_error, stream_incomplete...",
+                promql(
+                    f"sum by ({ERROR_TYPE}, {MODEL}) ({failed})",
+                    legend(ERROR_TYPE, MODEL),
+                ),
+                width=24,
+            )
+        )
+        .with_row(db.Row("Latency"))
+        .with_panel(
+            series(
+                "Call duration p50 / p95 / p99",
+                SECONDS,
+                "Request start → last byte. Exemplar dots open the trace of that call.",
+                promql(quantile(0.5, OPERATION_DURATION), "p50", "A", exemplar=True),
+                promql(quantile(0.95, OPERATION_DURATION), "p95", "B"),
+                promql(quantile(0.99, OPERATION_DURATION), "p99", "C"),
+            )
+        )
+        .with_panel(
+            series(
+                "Time to first token p50 / p95",
+                SECONDS,
+                "Request start → first content chunk (streams), with exemplars.",
+                promql(quantile(0.5, TIME_TO_FIRST_CHUNK), "p50", "A", exemplar=True),
+                promql(quantile(0.95, TIME_TO_FIRST_CHUNK), "p95", "B"),
+            )
+        )
+        .with_panel(
+            series(
+                "Call duration p95 by model",
+                SECONDS,
+                "95th percentile per requested model.",
+                promql(quantile(0.95, OPERATION_DURATION, MODEL), legend(MODEL)),
+            )
+        )
+        .with_panel(
+            series(
+                "Client vs Ollama-reported duration (p95)",
+                SECONDS,
+                "What the app waited (client) next to Ollama's total_duration (server); the"
+                " gap is network, queueing and streaming to the client.",
+                promql(quantile(0.95, OPERATION_DURATION), "client", "A"),
+                promql(quantile(0.95, SERVER_REQUEST_DURATION), "ollama", "B"),
+            )
+        )
+        .with_row(db.Row("Tokens"))
+        .with_panel(
+            series(
+                "Output tokens/s by model",
+                TOKENS_PER_SECOND,
+                "Output tokens generated per second, as the server counted them.",
+                promql(
+                    f"sum by ({MODEL}) ({rate(TOKEN_USAGE + '_sum', output)})",
+                    legend(MODEL),
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Input vs output tokens/s",
+                TOKENS_PER_SECOND,
+                "Prompt (input) and generated (output) tokens per second, stacked.",
+                promql(
+                    f"sum by ({TOKEN_TYPE}) ({rate(TOKEN_USAGE + '_sum')})",
+                    legend(TOKEN_TYPE),
+                ),
+                width=8,
+                stack=True,
+            )
+        )
+        .with_panel(
+            series(
+                "Tokens per call",
+                TOKENS,
+                "Mean input and output tokens per call.",
+                promql(
+                    f"sum by ({TOKEN_TYPE}) ({rate(TOKEN_USAGE + '_sum')})"
+                    f" / sum by ({TOKEN_TYPE}) ({rate(TOKEN_USAGE + '_count')})",
+                    legend(TOKEN_TYPE),
+                ),
+                width=8,
+            )
+        )
+        .with_row(db.Row("Ollama"))
+        .with_panel(
+            series(
+                "Decode speed by model",
+                TOKENS_PER_SECOND,
+                "Output tokens per second of decode time, from Ollama's eval_count /"
+                " eval_duration (not the network).",
+                promql(
+                    f"sum by ({MODEL}) ({rate(SERVER_TIME_PER_OUTPUT_TOKEN + '_count')})"
+                    f" / sum by ({MODEL}) ({rate(SERVER_TIME_PER_OUTPUT_TOKEN + '_sum')})",
+                    legend(MODEL),
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Ollama time to first token p95",
+                SECONDS,
+                "Model load + prompt evaluation, as Ollama reports them.",
+                promql(quantile(0.95, SERVER_TIME_TO_FIRST_TOKEN, MODEL), legend(MODEL)),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Cold loads by model",
+                COUNT,
+                "Calls for which Ollama (re)loaded the model, per rate interval.",
+                promql(
+                    f"sum by ({MODEL}) (increase({cold_loads}[{RATE}]))",
+                    legend(MODEL),
+                ),
+                width=8,
+            )
+        )
+        .with_row(db.Row("Recent slow or failed calls"))
+        .with_panel(
+            traces_table(
+                "Recent slow (≥ $slow) or failed LLM traces",
+                "From Jaeger: traces of $service that took at least $slow, and traces with"
+                " an error. Click a row to open its trace in Call chains.",
+                trace_search("A", service="${service}", minDuration="${slow}", limit=20),
+                trace_search("B", service="${service}", tags="error=true", limit=20),
+                width=24,
+                height=10,
+            ).with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+        )
+    )
+
+
+# -- Call chains ----------------------------------------------------------------------------
+def call_chains() -> db.Dashboard:
+    return (
+        base(
+            "LLM call chains",
+            CHAINS_UID,
+            "Traces from Jaeger: find the request → retrieve → chat → tool → chat chains"
+            " by service, model and duration, open one, and see which services call which.",
+        )
+        .link(link("LLM overview", OVERVIEW_UID))
+        .with_variable(
+            variable(
+                "service", "Service", f"label_values({OPERATION_DURATION}_count, {SERVICE})", None
+            )
+        )
+        .with_variable(
+            variable(
+                "model",
+                "Model",
+                f'label_values({OPERATION_DURATION}_count{{{SERVICE}=~"$service"}}, {MODEL})',
+                None,
+            )
+        )
+        .with_variable(
+            db.CustomVariable("min_duration")
+            .label("Min duration")
+            .values("0ms,100ms,500ms,1s,5s,30s")
+            .current(model.VariableOption(selected=True, text="0ms", value="0ms"))
+        )
+        .with_variable(
+            db.TextBoxVariable("trace_id")
+            .label("Trace id")
+            .description("Paste a trace id, or click one in a table above.")
+        )
+        .with_panel(
+            series(
+                "LLM calls/s of $service by operation",
+                PER_SECOND,
+                "How much traffic the chains below come from.",
+                promql(
+                    f"sum by ({OPERATION}, {MODEL}) (rate({OPERATION_DURATION}_count"
+                    f'{{{SERVICE}=~"$service"}}[{RATE}]))',
+                    legend(OPERATION, MODEL),
+                ),
+                width=24,
+            ).height(6)
+        )
+        .with_panel(
+            traces_table(
+                "Traces of $service calling $model (≥ $min_duration)",
+                "Jaeger search; click a row to open its trace in the panel below.",
+                trace_search(
+                    "A",
+                    service="${service}",
+                    tags="gen_ai.request.model=${model}",
+                    minDuration="${min_duration}",
+                    limit=50,
+                ),
+                width=12,
+                height=9,
+            )
+        )
+        .with_panel(
+            traces_table(
+                "Failed traces of $service",
+                "Traces with a span whose status is error.",
+                trace_search("A", service="${service}", tags="error=true", limit=50),
+                width=12,
+                height=9,
+            )
+        )
+        .with_panel(
+            db.Panel()
+            .type("traces")
+            .title("Trace ${trace_id}")
+            .description("The selected trace as a waterfall: every step of the chain.")
+            .unit(MILLISECONDS)
+            .datasource(JAEGER)
+            .height(14)
+            .span(24)
+            .with_target(Jaeger("A", None, query="${trace_id}"))
+        )
+        .with_panel(
+            nodegraph.Panel()
+            .title("Service dependencies")
+            .description("Which services call which, from Jaeger's dependency data.")
+            .unit(COUNT)
+            .datasource(JAEGER)
+            .height(10)
+            .span(24)
+            .with_target(Jaeger("A", "dependencyGraph"))
+        )
+    )
+
+
+DASHBOARDS = {"llm-overview.json": overview, "call-chains.json": call_chains}
+
+
+def render(dashboard: db.Dashboard) -> str:
+    """The dashboard as committed: sorted keys, two-space indent, panel ids in order."""
+    built = dashboard.build()
+    for number, panel in enumerate(built.panels or [], start=1):
+        panel.id_val = number
+    data = json.loads(JSONEncoder(sort_keys=True).encode(built))
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the JSON is stale")
+    parser.add_argument("--out", type=Path, default=HERE, help="directory to write to")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, make in DASHBOARDS.items():
+        path = args.out / name
+        text = render(make())
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print("stale: " + ", ".join(stale) + " (run python dashboards/build.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
