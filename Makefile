@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check otel_llm tests bench
+	$(PY) -m ruff check otel_llm tests bench dashboards
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -26,8 +26,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(PY) bench/run.py
+# Builds bench/.venv (repo + pinned anchors) itself: the anchors never touch .venv.
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -18,7 +18,7 @@ from time import perf_counter_ns
 from types import ModuleType
 from typing import Any
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm import _span, _state
@@ -82,11 +82,34 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
     return call
 
 
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_w3c_textmap: list[Any] = [None]
+
+
 @guarded(None)
 def _inject(request: Any, call: LLMCall) -> None:
-    """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy)."""
-    if call.span is not None:
-        propagate.inject(request.headers, context=trace.set_span_in_context(call.span))
+    """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy).
+
+    With the default W3C propagators and no baggage, the header is written directly:
+    the same bytes as ``propagate.inject``, at a fraction of its cost.
+    """
+    span = call.span
+    if span is None:
+        return
+    textmap = propagate.get_global_textmap()
+    if textmap is not _w3c_textmap[0]:
+        if set(textmap.fields) != _W3C_FIELDS:
+            propagate.inject(request.headers, context=trace.set_span_in_context(span))
+            return
+        _w3c_textmap[0] = textmap
+    ctx = span.get_span_context()
+    if not ctx.is_valid or baggage.get_all():
+        propagate.inject(request.headers, context=trace.set_span_in_context(span))
+        return
+    headers = request.headers
+    headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    if ctx.trace_state:
+        headers["tracestate"] = ctx.trace_state.to_header()
 
 
 @guarded(False)

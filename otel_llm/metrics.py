@@ -88,6 +88,10 @@ class ModelCap:
         return model
 
 
+_NO_SPAN: Final = Context()
+"""Records made under this context carry no exemplar (no span in it)."""
+
+
 class Recorder:
     """The metrics sink: ``recorder(call)`` records one finished call."""
 
@@ -125,8 +129,9 @@ class Recorder:
                 # One mean per stream, not one record per chunk: a record costs µs, a chunk
                 # has a budget of well under one.
                 mean = (call.end_ns - first) * _NS / (call.chunks - 1)
-                ins.time_per_output_chunk.record(mean, attrs, ctx)
-        self._tokens(call, attrs, ctx, embeddings)
+                ins.time_per_output_chunk.record(mean, attrs, _NO_SPAN)
+        # Exemplars are for duration and time to first chunk; the rest skip the reservoir.
+        self._tokens(call, attrs, _NO_SPAN, embeddings)
         if call.total_duration_ns is not None or call.load_duration_ns is not None:
             self._server(call, attrs, timed, ctx)
 
@@ -191,9 +196,9 @@ class Recorder:
                 ins.server_time_to_first_token.record(((load or 0) + prefill) * _NS, attrs, ctx)
             decode, tokens = call.eval_duration_ns, call.output_tokens
             if decode is not None and tokens:
-                ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, ctx)
+                ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, _NO_SPAN)
         if load is not None and load >= self._cold_load_ns:
-            ins.model_load_duration.record(load * _NS, attrs, ctx)
+            ins.model_load_duration.record(load * _NS, attrs, _NO_SPAN)
 
 
 # -- building and tearing down ------------------------------------------------------------

@@ -325,3 +325,29 @@ def test_opentelemetry_instrument_loads_us(tmp_path: Any) -> None:
     assert 0 == out.returncode, out.stderr
     assert '"name": "text_completion m"' in out.stdout
     assert '"gen_ai.usage.output_tokens": 2' in out.stdout
+
+
+def test_injected_headers_equal_the_propagators(spans: Spans) -> None:
+    """The direct traceparent/tracestate write gives exactly what propagate.inject gives."""
+    from opentelemetry import context, propagate
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    parent = SpanContext(
+        trace_id=0x1234,
+        span_id=0x5678,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "x1")]),
+    )
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        recorder = Recorder(httpx)
+        recorder.client().post("/api/chat", json=CHAT)
+    finally:
+        context.detach(token)
+    span = spans.one()
+    expected: dict[str, str] = {}
+    propagate.inject(expected, context=trace.set_span_in_context(NonRecordingSpan(span.context)))
+    sent = recorder.requests[0].headers
+    assert expected == {k: sent[k] for k in expected}
+    assert {"traceparent", "tracestate"} == set(expected)
