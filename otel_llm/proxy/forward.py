@@ -1,0 +1,430 @@
+"""One request to the upstream and its answer back to the client, chunk for chunk.
+
+The request goes out through an ``httpx.AsyncClient`` that ``otel_llm.instrument()``
+has patched, so an LLM call gets its GenAI span from the same core an in-process app
+uses (request parsing, stream observer, metrics): the proxy adds no telemetry of its own
+to it. The contract:
+
+* Bodies stream both ways. Each upstream chunk is sent to the client as it arrives
+  (uvicorn writes it at once and applies backpressure in ``send``); an upload is read
+  from the client only as fast as the upstream takes it. The one exception is the
+  small JSON body of an LLM call (``/api/chat``, ``/v1/chat/completions``...), read
+  whole first so the core can see the model and parameters; the server cannot start
+  before it has the whole body anyway.
+* A client that goes away cancels the upstream request: the connection is closed and
+  the GenAI span ends (``CancelledError``).
+* An upstream that is down or silent gets a 502 or 504 with Ollama's ``{"error": ...}``
+  body if no byte was sent yet; mid-stream, the client connection is cut, so the client
+  sees a truncated body, as it would have directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from otel_llm.adapters import match
+from otel_llm.proxy.headers import request_headers, response_headers
+
+__all__ = [
+    "JSON",
+    "ClientGone",
+    "ClientPool",
+    "Exchange",
+    "Forwarder",
+    "Refused",
+    "drain",
+    "error_body",
+    "make_client",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json; charset=utf-8"
+DRAIN_LIMIT = 4 * 1024 * 1024
+"""Most request bytes read and dropped after refusing a body as too large."""
+
+
+def error_body(message: str) -> bytes:
+    """Ollama's error shape, ``{"error":"..."}``, compact like Go writes it."""
+    escaped = message.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped)
+    return b'{"error":"' + escaped.encode() + b'"}'
+
+
+class Refused(Exception):
+    """Answered by the proxy itself, before or instead of the upstream."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        outcome: str,
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        cause: BaseException | None = None,
+        drain: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.outcome = outcome
+        self.headers = headers or []
+        self.cause = cause
+        self.drain = drain
+        """Bytes of the unread request body to read and drop before answering (0: none)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected while we were still reading its body."""
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened to one request: the app turns it into span attributes and a log line."""
+
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    outcome: str = "ok"
+    """``ok``, ``client_disconnected``, ``upstream_unreachable``, ``upstream_timeout``,
+    ``upstream_error`` (broken mid-stream), ``refused`` (auth, size, target, method)."""
+    error_type: str | None = None
+    error_message: str | None = None
+    exception: BaseException | None = None
+    response_started: bool = False
+    response_complete: bool = False
+
+    def fail(self, outcome: str, exc: BaseException, message: str) -> None:
+        self.outcome = outcome
+        self.error_type = type(exc).__qualname__
+        self.error_message = message
+        self.exception = exc
+
+
+def make_client(
+    connect_timeout: float,
+    timeout: float,
+    keepalive: int = 256,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
+    """An upstream client: no env proxies, no redirects, no cookie jar, Nagle off.
+
+    Requests are built as ``httpx.Request`` and passed to ``send``, so the client's
+    default headers (``User-Agent: python-httpx``...) are never merged in. httpcore
+    writes a request's head and body separately; without ``TCP_NODELAY`` (uvloop sets
+    it, the stdlib loop via anyio does not) the body waits for a delayed ACK: +40 ms.
+    """
+    from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+    transport = httpx.AsyncHTTPTransport(
+        verify=verify,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )
+
+
+class ClientPool:
+    """Upstream clients lent out one request at a time, each keeping one warm connection.
+
+    httpcore's pool checks every connection on every request and response close
+    (``has_expired`` polls the socket; the idle count is recomputed per connection,
+    O(n²)), so 64 concurrent streams through one ``AsyncClient`` spend more CPU in pool
+    bookkeeping than in forwarding. A LIFO free list of single-connection clients keeps
+    that O(1). Every client is a patched ``httpx.AsyncClient``: the telemetry is the
+    core's, unchanged.
+    """
+
+    def __init__(self, connect_timeout: float, timeout: float, max_idle: int = 256) -> None:
+        self._connect_timeout = connect_timeout
+        self._timeout = timeout
+        self._max_idle = max_idle
+        self._idle: list[httpx.AsyncClient] = []
+        self._all: set[httpx.AsyncClient] = set()
+        self._ssl = httpx.create_ssl_context()  # once: loading the CA bundle takes ~30 ms
+
+    def acquire(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
+        client = make_client(self._connect_timeout, self._timeout, keepalive=1, verify=self._ssl)
+        self._all.add(client)
+        return client
+
+    async def release(self, client: httpx.AsyncClient) -> None:
+        if len(self._idle) < self._max_idle and not client.is_closed:
+            self._idle.append(client)
+            return
+        self._all.discard(client)
+        await client.aclose()
+
+    async def aclose(self) -> None:
+        clients, self._all, self._idle = list(self._all), set(), []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+async def send_error(
+    send: Send,
+    exchange: Exchange,
+    status: int,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer with Ollama's JSON error shape (nothing was sent yet)."""
+    body = error_body(message)
+    exchange.status = status
+    exchange.response_started = True
+    head = [(b"content-type", JSON), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    exchange.bytes_out = len(body)
+    exchange.response_complete = True
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class Forwarder:
+    """Sends requests to the one upstream it was built for; ``__call__`` is one exchange."""
+
+    def __init__(
+        self,
+        clients: ClientPool,
+        upstream: str,
+        *,
+        max_body: int = 0,
+        strip_authorization: bool = False,
+    ) -> None:
+        self._clients = clients
+        self._base = upstream.rstrip("/")
+        self._max_body = max_body
+        self._strip_authorization = strip_authorization
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange
+    ) -> None:
+        """Forward one request; raises ``Refused`` for answers the proxy gives itself."""
+        method: str = scope["method"]
+        path: str = scope["path"]
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self._check_length(raw_headers)
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            exchange.outcome = "client_disconnected"
+            return
+        body: bytes = first.get("body", b"")
+        more = bool(first.get("more_body", False))
+        self._count(exchange, len(body), more)
+        if more and match(method, path) is not None:
+            body = await self._read_rest(body, receive, exchange)  # the core parses LLM bodies
+            more = False
+        body_done = asyncio.Event()
+        content: bytes | AsyncIterator[bytes]
+        if more:
+            content = self._stream_body(body, receive, exchange, body_done)
+        else:
+            content = body
+            body_done.set()
+        request = httpx.Request(
+            method,
+            self._url(scope),
+            headers=request_headers(
+                raw_headers,
+                http_version=scope.get("http_version", "1.1"),
+                strip_authorization=self._strip_authorization,
+            ),
+            content=content,
+        )
+        upstream = asyncio.ensure_future(self._exchange(request, send, exchange))
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, body_done, exchange))
+        gone = False
+
+        def on_gone(task: asyncio.Future[bool]) -> None:
+            nonlocal gone
+            if not task.cancelled() and task.exception() is None and task.result():
+                gone = True
+                upstream.cancel()
+
+        watcher.add_done_callback(on_gone)
+        try:
+            await upstream
+        except asyncio.CancelledError:
+            if not gone:
+                raise  # we are being cancelled (shutdown deadline): not the client's doing
+            exchange.outcome = "client_disconnected"
+        finally:
+            watcher.cancel()
+            if not upstream.done():
+                upstream.cancel()
+                with contextlib.suppress(BaseException):
+                    await upstream
+
+    # --- request side
+
+    def _url(self, scope: Scope) -> str:
+        raw_path: bytes | None = scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
+        query: bytes = scope.get("query_string", b"")
+        return self._base + path + ("?" + query.decode("latin-1") if query else "")
+
+    def _check_length(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if not self._max_body:
+            return
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    return  # the server's parser rejects it
+                if length > self._max_body:
+                    # small excess: read it, so the client can see the answer (no reset);
+                    # a huge one is refused at once (curl waits for 100-continue anyway)
+                    excess = length <= self._max_body + DRAIN_LIMIT
+                    raise _too_large(self._max_body, drain=DRAIN_LIMIT if excess else 0)
+
+    def _count(self, exchange: Exchange, size: int, more: bool) -> None:
+        exchange.bytes_in += size
+        if self._max_body and exchange.bytes_in > self._max_body:
+            raise _too_large(self._max_body, drain=DRAIN_LIMIT if more else 0)
+
+    async def _read_rest(self, first: bytes, receive: Receive, exchange: Exchange) -> bytes:
+        parts = [first]
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            self._count(exchange, len(chunk), more)
+            parts.append(chunk)
+            if not more:
+                return b"".join(parts)
+
+    async def _stream_body(
+        self, first: bytes, receive: Receive, exchange: Exchange, done: asyncio.Event
+    ) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk: bytes = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            self._count(exchange, len(chunk), more)
+            if chunk:
+                yield chunk
+            if not more:
+                break
+        done.set()
+
+    # --- response side
+
+    async def _exchange(self, request: httpx.Request, send: Send, exchange: Exchange) -> None:
+        client = self._clients.acquire()
+        try:
+            await self._roundtrip(client, request, send, exchange)
+        finally:
+            await self._clients.release(client)
+
+    async def _roundtrip(
+        self, client: httpx.AsyncClient, request: httpx.Request, send: Send, exchange: Exchange
+    ) -> None:
+        try:
+            response = await client.send(request, stream=True)
+        except (Refused, ClientGone):
+            raise
+        except httpx.TimeoutException as exc:
+            exchange.fail("upstream_timeout", exc, f"upstream timed out: {_describe(exc)}")
+            raise Refused(504, "upstream timed out", "upstream_timeout", cause=exc) from exc
+        except httpx.TransportError as exc:
+            reason = "unreachable" if isinstance(exc, httpx.ConnectError) else "failed"
+            outcome = "upstream_unreachable" if reason == "unreachable" else "upstream_error"
+            exchange.fail(outcome, exc, f"upstream {reason}: {_describe(exc)}")
+            raise Refused(502, f"upstream {reason}", outcome, cause=exc) from exc
+        try:
+            exchange.status = response.status_code
+            exchange.response_started = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": response_headers(response.headers.raw),
+                }
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    exchange.bytes_out += len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.TransportError as exc:
+                # Headers are gone: returning without the last message makes the server
+                # cut the connection, so the client sees the break as it would directly.
+                outcome = (
+                    "upstream_timeout"
+                    if isinstance(exc, httpx.TimeoutException)
+                    else "upstream_error"
+                )
+                exchange.fail(outcome, exc, f"upstream broke mid-response: {_describe(exc)}")
+                return
+            exchange.response_complete = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+
+async def _watch_disconnect(receive: Receive, body_done: asyncio.Event, exchange: Exchange) -> bool:
+    """True when the client disconnects before its response is complete."""
+    await body_done.wait()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return not exchange.response_complete
+
+
+def _too_large(limit: int, drain: int) -> Refused:
+    return Refused(
+        413,
+        f"request body too large: the limit is {limit} bytes",
+        "refused",
+        headers=[(b"connection", b"close")],
+        drain=drain,
+    )
+
+
+async def drain(receive: Receive, budget: int, seconds: float = 2.0) -> None:
+    """Read and drop up to ``budget`` more body bytes, so an early answer is not lost.
+
+    Closing a socket with unread input makes the kernel send a reset, which can destroy
+    our 413 in the client's buffer before it reads it (the "lingering close" problem).
+    """
+
+    async def read() -> None:
+        left = budget
+        while left > 0:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
+            left -= len(message.get("body", b""))
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(read(), seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__qualname__}: {text}" if text else type(exc).__qualname__
