@@ -97,32 +97,45 @@ adapter: Final = OllamaAdapter()
 class NdjsonStream:
     """``/api/chat`` and ``/api/generate`` streams: one JSON record per line."""
 
-    __slots__ = ("_capture", "_framer", "_last", "call", "final")
+    __slots__ = ("_capture", "_framer", "_thinking_phase", "call", "final")
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
         self._framer = LineFramer()
-        self._last = b""
         self._capture = call.settings.capture_content
+        self._thinking_phase = True  # thinking comes first; once text starts, stop looking
         self.final = False
 
     def feed(self, data: bytes) -> bool:
-        # Common case first: a chunk of whole lines and nothing pending (no framer call).
-        region = (
-            data if data[-1:] == b"\n" and not self._framer.partial else self._framer.feed(data)
-        )
-        if not region:
+        framer = self._framer
+        if framer.partial or not data.endswith(b"\n"):
+            data = framer.feed(data)
+            if not data:
+                return False
+        call = self.call
+        lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
+        call.chunks += lines
+        if data.endswith(b'"done":false}\n') and not self._capture:
+            # Ordinary records (Go writes ``done`` last when false; a final or error
+            # record would be last): only a tool call or the first thinking is worth
+            # decoding, and thinking is looked for only until the answer's text begins.
+            if b'"tool_calls"' in data:
+                return self._read_lines(data)
+            if self._thinking_phase:
+                if b'"thinking"' in data:
+                    self._thinking_phase = False
+                    return self._read_lines(data)
+                if b'"content":""' not in data and b'"response":""' not in data:
+                    self._thinking_phase = False
             return False
-        self.call.chunks += region.count(b"\n")
-        self._last = region
         if (
             self._capture
-            or b'"done":true' in region
-            or b'"tool_calls"' in region
-            or b'{"error"' in region
-            or (not self.call.thinking and b'"thinking"' in region)
+            or b'"done":true' in data
+            or b'"tool_calls"' in data
+            or b'{"error"' in data
+            or (not call.thinking and b'"thinking"' in data)
         ):
-            return self._read_lines(region)
+            return self._read_lines(data)
         return False
 
     def _read_lines(self, region: bytes) -> bool:

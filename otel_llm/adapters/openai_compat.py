@@ -111,33 +111,49 @@ adapter: Final = OpenAICompatAdapter()
 class SseStream:
     """``data: {...}`` events ending with ``data: [DONE]``."""
 
-    __slots__ = ("_capture", "_framer", "_seen_first", "call", "final")
+    __slots__ = ("_capture", "_framer", "_reasoning_phase", "_seen_first", "_slow", "call", "final")
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
         self._framer = LineFramer()
         self._capture = call.settings.capture_content
         self._seen_first = False
+        self._slow = True  # decode every event: until the first is read, or when capturing
+        self._reasoning_phase = True  # reasoning deltas come first; stop looking after text
         self.final = False
 
     def feed(self, data: bytes) -> bool:
-        region = (
-            data if data[-1:] == b"\n" and not self._framer.partial else self._framer.feed(data)
-        )
-        if not region:
+        framer = self._framer
+        if framer.partial or not data.endswith(b"\n"):
+            data = framer.feed(data)
+            if not data:
+                return False
+        call = self.call
+        # Events end with a blank line; JSON escapes newlines, so none hides in a payload.
+        events = data.count(b"\n\n") or data.count(b"\r\n\r\n")
+        call.chunks += events
+        if self._slow:
+            return self._read_lines(data)
+        if events == 1 and data.endswith(b'"finish_reason":null}]}\n\n'):
+            # An ordinary delta: no finish, usage, error or [DONE] in it.
+            if b'"tool_calls"' in data:
+                return self._read_lines(data)
+            if self._reasoning_phase:
+                if b'"reasoning' in data:
+                    self._reasoning_phase = False
+                    return self._read_lines(data)
+                if b'"content":""' not in data:
+                    self._reasoning_phase = False
             return False
-        self.call.chunks += region.count(b"data:")
         if (
-            self._capture
-            or not self._seen_first
-            or b"[DONE]" in region
-            or b'"finish_reason":"' in region
-            or b'"usage":{' in region
-            or b'"tool_calls"' in region
-            or b'"error"' in region
-            or (not self.call.thinking and b'"reasoning' in region)
+            b"[DONE]" in data
+            or b'"finish_reason":"' in data
+            or b'"usage":{' in data
+            or b'"tool_calls"' in data
+            or b'"error"' in data
+            or (not call.thinking and b'"reasoning' in data)
         ):
-            return self._read_lines(region)
+            return self._read_lines(data)
         return False
 
     def _read_lines(self, region: bytes) -> bool:
@@ -157,6 +173,7 @@ class SseStream:
             return False
         if not self._seen_first:
             self._seen_first = True
+            self._slow = self._capture
             _read_header(call, event)
         error = event.get("error")
         if error is not None:
