@@ -9,7 +9,9 @@ USAGE = """usage: otel-llm COMMAND [ARGS]
 
 commands:
   demo          run the traced demo chain (built-in mock Ollama if none is running)
-  mock-ollama   serve the mock Ollama on 127.0.0.1 (--port, --ttft, --chunk-delay, --reply)
+  mock-ollama   serve the mock Ollama on 127.0.0.1 (--port, --scenario FILE, --ttft, --reply)
+  proxy         sidecar in front of Ollama: spans and metrics for any client (--help)
+  check         check exported traces (OTLP JSON files, Jaeger) against a YAML spec (--help)
 """
 
 
@@ -23,6 +25,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from otel_llm.testing.mock_ollama import main as serve
 
         return serve(rest)
+    if command == "proxy":
+        try:
+            from otel_llm.proxy.server import main as proxy
+        except ImportError as exc:
+            sys.stderr.write(f"otel-llm proxy needs `pip install 'otel-llm[proxy]'` ({exc})\n")
+            return 2
+        return proxy(rest)
+    if command == "check":
+        from otel_llm.check import main as check
+
+        return check(rest)
     if command == "demo":
         from otel_llm.demo import main as demo
 

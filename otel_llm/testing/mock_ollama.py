@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
 import re
 import socket
 import struct
@@ -42,13 +43,24 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, cast
 
 import uvicorn
 
-__all__ = ["DEFAULT_MODELS", "MockOllama", "RecordedRequest", "Scenario", "ToolCall", "main"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "MockOllama",
+    "RecordedRequest",
+    "Scenario",
+    "ScenarioSet",
+    "ToolCall",
+    "load_scenarios",
+    "main",
+    "scenario_from_dict",
+]
 
 VERSION = "0.33.0"
 DEFAULT_MODELS: tuple[str, ...] = ("llama3.2", "qwen3:8b", "all-minilm")
@@ -1066,8 +1078,192 @@ class MockOllama:
     def __enter__(self) -> MockOllama:
         return self.start()
 
+    @classmethod
+    def from_file(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any], *, port: int = 0
+    ) -> MockOllama:
+        """A mock scripted by a YAML/JSON scenario file (or its dict); see ``load_scenarios``."""
+        return load_scenarios(source).mock(port=port)
+
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# --- scenario files ---------------------------------------------------------------------
+#
+#   models:                      # model name -> Scenario fields (see Scenario)
+#     llama3.2: {reply: "Hello there", ttft: 0.2, chunk_delay: 0.01}
+#     qwen3:8b:
+#       thinking: "Tokyo is in Japan."
+#       tool_calls: [{name: get_weather, arguments: {city: Tokyo}}]
+#     broken: {error_after: 2}          # native: error line; /v1: cut without [DONE]
+#     down: {status: 503, error_message: "server overloaded"}
+#     cold: {load_duration: 4.5}        # seconds (or load_duration_ns)
+#     chunky: {tokens: ["Hel", "lo", " there"]}   # must follow the token rule
+#   default: {reply: "..."}     # every other listed model
+#   listed: [llama3.2, all-minilm]    # /api/tags (default: DEFAULT_MODELS + models)
+
+_SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
+_FILE_KEYS = ("models", "default", "listed")
+_INT_FIELDS = (
+    "prompt_tokens",
+    "status",
+    "error_after",
+    "embedding_dim",
+    "chunks",
+    "load_duration_ns",
+)
+_FLOAT_FIELDS = ("ttft", "chunk_delay")
+_TEXT_FIELDS = ("reply", "thinking", "error_message", "done_reason")
+
+
+@dataclass(frozen=True)
+class ScenarioSet:
+    """What a scenario file describes: per-model scenarios, the default, the listed models."""
+
+    scenarios: dict[str, Scenario]
+    default: Scenario
+    models: list[str]
+
+    def mock(self, *, port: int = 0) -> MockOllama:
+        """A (not yet started) ``MockOllama`` answering with these scenarios."""
+        return MockOllama(self.scenarios, default=self.default, models=self.models, port=port)
+
+
+def _tool_call(raw: Any, where: str) -> ToolCall:
+    if isinstance(raw, Mapping) and isinstance(raw.get("function"), Mapping):
+        raw = raw["function"]  # the OpenAI shape {type, function: {name, arguments}}
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        raise ValueError(f"{where}: a tool call is {{name: str, arguments: {{...}}}}, got {raw!r}")
+    unknown = sorted(set(raw) - {"name", "arguments", "id", "type"})
+    if unknown:
+        raise ValueError(f"{where}: unknown tool call keys {unknown} (use name, arguments)")
+    arguments = raw.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: arguments are not JSON: {exc.msg}") from exc
+    if not isinstance(arguments, Mapping):
+        raise ValueError(f"{where}: arguments must be an object, got {arguments!r}")
+    return ToolCall(raw["name"], dict(arguments))
+
+
+def scenario_from_dict(data: Mapping[str, Any] | None, where: str = "scenario") -> Scenario:
+    """A ``Scenario`` from file fields, with readable errors for unknown keys and bad types.
+
+    Besides ``Scenario``'s own fields: ``tokens`` (the reply as its streamed tokens,
+    each optional whitespace then non-space text, e.g. ``["The", " sky"]``),
+    ``load_duration`` (seconds) and tool calls as ``{name, arguments}``.
+    """
+    if data is None:
+        return Scenario()
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping of Scenario fields, got {data!r}")
+    values = dict(data)
+    tokens = values.pop("tokens", None)
+    if tokens is not None:
+        if "reply" in values:
+            raise ValueError(f"{where}: give reply or tokens, not both")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError(f"{where}: tokens must be a list of strings")
+        reply = "".join(tokens)
+        if list(_tokens(reply)) != tokens:
+            raise ValueError(
+                f"{where}: tokens {tokens!r} would stream as {list(_tokens(reply))!r}: each"
+                " token is optional leading whitespace plus non-space text"
+            )
+        values["reply"] = reply
+    if "load_duration" in values:
+        seconds = values.pop("load_duration")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"{where}: load_duration must be seconds >= 0, got {seconds!r}")
+        values["load_duration_ns"] = round(seconds * 1e9)
+    unknown = sorted(set(values) - set(_SCENARIO_FIELDS))
+    if unknown:
+        known = ", ".join((*_SCENARIO_FIELDS, "tokens", "load_duration"))
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {known})")
+    for name in _INT_FIELDS:
+        value = values.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{where}: {name} must be an integer, got {value!r}")
+    for name in _FLOAT_FIELDS:
+        value = values.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{where}: {name} must be seconds >= 0, got {value!r}")
+            values[name] = float(value)
+    for name in _TEXT_FIELDS:
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}: {name} must be a string, got {value!r}")
+    status = values.get("status")
+    if status is not None and not 400 <= status <= 599:
+        raise ValueError(f"{where}: status must be an HTTP error status (400-599), got {status}")
+    if "tool_calls" in values:
+        calls = values["tool_calls"] or []
+        if not isinstance(calls, list):
+            raise ValueError(f"{where}: tool_calls must be a list")
+        values["tool_calls"] = [
+            _tool_call(c, f"{where}.tool_calls[{i}]") for i, c in enumerate(calls)
+        ]
+    return Scenario(**values)
+
+
+def _read_scenario_file(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        return json.loads(text)
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML comes with otel-llm[testing]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"{path}: YAML needs PyYAML (pip install 'otel-llm[testing]')"
+            ) from None
+    return yaml.safe_load(text)
+
+
+def load_scenarios(source: str | os.PathLike[str] | Mapping[str, Any]) -> ScenarioSet:
+    """Read a scenario file (YAML or JSON) or its already-parsed dict.
+
+    ``{"models": {name: fields}, "default": fields, "listed": [names]}``, all optional.
+    """
+    where = "scenarios"
+    if isinstance(source, Mapping):
+        data: Any = source
+    else:
+        path = Path(source)
+        where = str(path)
+        data = _read_scenario_file(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected a mapping with models/default/listed")
+    unknown = sorted(set(data) - set(_FILE_KEYS))
+    if unknown:
+        joined = ", ".join(map(str, unknown))
+        raise ValueError(f"{where}: unknown key(s) {joined} (known: models, default, listed)")
+    models = data.get("models") or {}
+    if not isinstance(models, Mapping):
+        raise ValueError(f"{where}: models must map model names to scenarios")
+    scenarios = {
+        str(name): scenario_from_dict(fields_, f"{where}: models.{name}")
+        for name, fields_ in models.items()
+    }
+    default = scenario_from_dict(data.get("default"), f"{where}: default")
+    listed = data.get("listed")
+    if listed is None:
+        names = list(DEFAULT_MODELS)
+        known = {_full_name(m) for m in names}
+        names.extend(m for m in scenarios if _full_name(m) not in known)
+    elif isinstance(listed, list) and all(isinstance(m, str) for m in listed):
+        names = list(listed)
+    else:
+        raise ValueError(f"{where}: listed must be a list of model names")
+    return ScenarioSet(scenarios, default, names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1083,9 +1279,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
     parser.add_argument("--reply", default=Scenario.reply, help="text every model answers")
     parser.add_argument("--model", action="append", dest="models", help="repeatable")
+    parser.add_argument(
+        "--scenario", metavar="FILE", help="YAML/JSON scenario file (models, default, listed)"
+    )
     args = parser.parse_args(args_in)
     default = Scenario(reply=args.reply, ttft=args.ttft, chunk_delay=args.chunk_delay)
     mock = MockOllama(default=default, models=args.models or DEFAULT_MODELS, port=args.port)
+    if args.scenario:
+        try:
+            scripted = load_scenarios(args.scenario)
+        except (OSError, ValueError) as exc:
+            print(f"otel-llm mock-ollama: {exc}", file=sys.stderr)
+            return 2
+        flags = {"reply": args.reply, "ttft": args.ttft, "chunk_delay": args.chunk_delay}
+        changed = {k: v for k, v in flags.items() if v != getattr(Scenario, k)}
+        mock = MockOllama(
+            scripted.scenarios,
+            default=replace(scripted.default, **changed),
+            models=scripted.models + [m for m in args.models or () if m not in scripted.models],
+            port=args.port,
+        )
     try:
         mock.start()
     except OSError as exc:

@@ -1,0 +1,123 @@
+"""One finished span as plain data, whichever way it arrived: SDK ``ReadableSpan`` or OTLP JSON.
+
+The pytest plugin (in-memory spans) and ``otel-llm check`` (exported files, Jaeger)
+query the same ``SpanRecord``s, so an assertion means the same thing in both places.
+Attribute arrays are tuples; ids are lower-case hex (32 / 16 digits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "CONTENT_ATTRIBUTES",
+    "CONTENT_EVENTS",
+    "INFERENCE_OPERATIONS",
+    "EventRecord",
+    "SpanRecord",
+    "from_readable",
+]
+
+INFERENCE_OPERATIONS: Final = frozenset(
+    {"chat", "text_completion", "generate_content", "embeddings"}
+)
+"""``gen_ai.operation.name`` values that make a span an LLM call."""
+
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.retrieval.documents",
+    }
+)
+"""Attributes that carry prompt or completion text (all opt-in in the GenAI conventions)."""
+
+CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.")
+"""Indexed legacy content attributes (``gen_ai.prompt.0.content``) some instrumentations write."""
+
+CONTENT_EVENTS: Final = frozenset(
+    {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+        "gen_ai.content.prompt",
+        "gen_ai.content.completion",
+        "gen_ai.client.inference.operation.details",
+    }
+)
+"""Span events that carry content."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """A finished span: what every query and assertion reads."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    kind: str  # INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, Any]
+    status: str = "UNSET"  # UNSET, OK, ERROR
+    status_message: str = ""
+    events: tuple[EventRecord, ...] = ()
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    scope: str = ""
+
+    @property
+    def is_llm(self) -> bool:
+        """An LLM call: its ``gen_ai.operation.name`` is an inference or embeddings operation."""
+        return self.attributes.get("gen_ai.operation.name") in INFERENCE_OPERATIONS
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_value(item) for item in value)
+    return value
+
+
+def from_readable(span: Any) -> SpanRecord:
+    """A ``SpanRecord`` from an SDK ``ReadableSpan``."""
+    context = span.get_span_context()
+    parent = span.parent
+    status = span.status
+    return SpanRecord(
+        name=span.name,
+        trace_id=format(context.trace_id, "032x"),
+        span_id=format(context.span_id, "016x"),
+        parent_id=format(parent.span_id, "016x") if parent is not None else None,
+        kind=span.kind.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        attributes={k: _value(v) for k, v in (span.attributes or {}).items()},
+        status=status.status_code.name,
+        status_message=status.description or "",
+        events=tuple(
+            EventRecord(
+                e.name, e.timestamp, {k: _value(v) for k, v in (e.attributes or {}).items()}
+            )
+            for e in span.events
+        ),
+        resource=dict(span.resource.attributes) if span.resource is not None else {},
+        scope=span.instrumentation_scope.name if span.instrumentation_scope else "",
+    )
