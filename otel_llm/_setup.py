@@ -52,6 +52,10 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
                 )
 
                 out.append((OTLPSpanExporter(), True))
+        elif name == "otlp_json_file":
+            from otel_llm.testing.otlp_json import OTLPJsonFileSpanExporter
+
+            out.append((OTLPJsonFileSpanExporter(), False))
         elif name == "jaeger":
             try:
                 jaeger_exporter = _legacy_jaeger_exporter()

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import ollama
@@ -249,7 +248,10 @@ def test_soak_memory_flat(collected: Spans) -> None:
         b'{"model":"m","created_at":"x","message":{"role":"assistant","content":""},'
         b'"done":true,"done_reason":"stop","prompt_eval_count":3,"eval_count":5}\n'
     )
-    chunk = b'{"model":"m","created_at":"x","message":{"role":"assistant","content":"a"},"done":false}\n'
+    chunk = (
+        b'{"model":"m","created_at":"x","message":{"role":"assistant","content":"a"},'
+        b'"done":false}\n'
+    )
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(

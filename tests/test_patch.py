@@ -351,3 +351,33 @@ def test_injected_headers_equal_the_propagators(spans: Spans) -> None:
     sent = recorder.requests[0].headers
     assert expected == {k: sent[k] for k in expected}
     assert {"traceparent", "tracestate"} == set(expected)
+
+
+def test_otlp_json_file_exporter_by_name(tmp_path: Any) -> None:
+    """traces_exporter="otlp_json_file" writes OTLP JSON lines that `otel-llm check` reads."""
+    script = (
+        "import httpx, otel_llm\n"
+        "otel_llm.instrument(traces_exporter='otlp_json_file')\n"
+        "def h(r): return httpx.Response(200, json={'model':'m','done':True,"
+        "'prompt_eval_count':1,'eval_count':2})\n"
+        "httpx.Client(transport=httpx.MockTransport(h)).post("
+        "'http://127.0.0.1:11434/api/generate', json={'model':'m','prompt':'p','stream':False})\n"
+    )
+    traces = tmp_path / "traces.jsonl"
+    env = {
+        "OTEL_LLM_TRACES_FILE": str(traces),
+        "OTEL_METRICS_EXPORTER": "none",
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert 0 == out.returncode, out.stderr
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "checks:\n  - name: one ok completion\n    calls: {operation: text_completion}\n"
+        "    expect: {count: 1, status: ok, output_tokens: 2}\n"
+    )
+    from otel_llm.check import main as check
+
+    assert 0 == check(["--spec", str(spec), str(traces)])
