@@ -6,11 +6,12 @@ Only reached when content capture is on; the default path never builds these.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from otel_llm._config import Settings
 
-__all__ = ["clip", "encode", "part_text", "part_tool_call", "part_tool_response"]
+__all__ = ["clip", "encode", "message", "part_text", "part_tool_call", "part_tool_response"]
 
 
 def clip(text: str, settings: Settings) -> str:
@@ -63,3 +64,33 @@ def _clip_tree(value: Any, settings: Settings) -> Any:
 def encode(value: Any) -> str:
     """JSON string for a span attribute (Jaeger and most backends need a string)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def message(
+    role: str,
+    texts: Iterable[str],
+    settings: Settings,
+    *,
+    reasoning: str | None = None,
+    tool_call_id: str | None = None,
+    tool_calls: Iterable[tuple[str | None, str | None, Any]] = (),
+    extra: Iterable[dict[str, Any]] = (),
+    name: str | None = None,
+) -> dict[str, Any]:
+    """One GenAI message: reasoning, text (a tool result for role ``tool``), tool calls."""
+    parts: list[dict[str, Any]] = []
+    if reasoning:
+        parts.append(part_text(reasoning, settings, "reasoning"))
+    for text in texts:
+        if not text:
+            continue
+        if role == "tool":
+            parts.append(part_tool_response(tool_call_id, text, settings))
+        else:
+            parts.append(part_text(text, settings))
+    parts.extend(part_tool_call(i, n, a, settings) for i, n, a in tool_calls)
+    parts.extend(extra)
+    out: dict[str, Any] = {"role": role, "parts": parts}
+    if name:
+        out["name"] = name
+    return out

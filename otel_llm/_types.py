@@ -75,6 +75,17 @@ class LLMCall:
     ended_by: str | None = None
     finished: bool = False
 
+    def add_output(self, text: Any, reasoning: Any = None) -> None:
+        """Keep streamed answer text and reasoning (content capture only)."""
+        if isinstance(text, str) and text:
+            if self.output_text is None:
+                self.output_text = []
+            self.output_text.append(text)
+        if isinstance(reasoning, str) and reasoning:
+            if self.output_reasoning is None:
+                self.output_reasoning = []
+            self.output_reasoning.append(reasoning)
+
     def add_tool_call(self, name: str | None, call_id: str | None) -> None:
         """Remember a tool call the model asked for (names and ids only)."""
         if name:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
 
-__all__ = ["ErrorBody", "JsonBody", "as_float", "as_int", "loads"]
+__all__ = ["ErrorBody", "JsonBody", "ToolCallItem", "as_float", "as_int", "loads", "tool_calls"]
 
 
 def loads(data: bytes) -> Any:
@@ -36,6 +36,35 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     return None
+
+
+class ToolCallItem(NamedTuple):
+    """One entry of ``tool_calls``, a shape Ollama and OpenAI share."""
+
+    id: str | None
+    name: str | None
+    arguments: Any
+
+
+def tool_calls(raw: Any) -> list[ToolCallItem]:
+    """``[{"id", "function": {"name", "arguments"}}]`` read defensively."""
+    out: list[ToolCallItem] = []
+    if not isinstance(raw, list):
+        return out
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        function = item.get("function")
+        function = function if isinstance(function, dict) else {}
+        call_id, name = item.get("id"), function.get("name")
+        out.append(
+            ToolCallItem(
+                call_id if isinstance(call_id, str) else None,
+                name if isinstance(name, str) else None,
+                function.get("arguments"),
+            )
+        )
+    return out
 
 
 class JsonBody:

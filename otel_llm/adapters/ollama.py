@@ -14,9 +14,17 @@ from typing import Any, Final
 
 from otel_llm import _content
 from otel_llm import semconv as sc
+from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
-from otel_llm.adapters._common import ErrorBody, JsonBody, as_float, as_int, loads
+from otel_llm.adapters._common import (
+    ErrorBody,
+    JsonBody,
+    as_float,
+    as_int,
+    loads,
+    tool_calls,
+)
 
 __all__ = ["ENDPOINTS", "OllamaAdapter", "adapter"]
 
@@ -176,48 +184,22 @@ class NdjsonStream:
 def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
     """Tool calls, thinking and (when capturing) text of one chat/generate record."""
     message = record.get("message")
-    if isinstance(message, Mapping):
-        text = message.get("content")
-        thinking = message.get("thinking")
-        tool_calls = message.get("tool_calls")
-    else:
-        text = record.get("response")
-        thinking = record.get("thinking")
-        tool_calls = record.get("tool_calls")
+    source = message if isinstance(message, Mapping) else record
+    text = source.get("content" if source is message else "response")
+    thinking = source.get("thinking")
     if thinking:
         call.thinking = True
-    if isinstance(tool_calls, list):
-        for item in tool_calls:
-            if not isinstance(item, Mapping):
-                continue
-            function = item.get("function")
-            function = function if isinstance(function, Mapping) else {}
-            name = function.get("name")
-            call_id = item.get("id")
-            call.add_tool_call(
-                name if isinstance(name, str) else None,
-                call_id if isinstance(call_id, str) else None,
+    capture = call.settings.capture_content
+    for item in tool_calls(source.get("tool_calls")):
+        call.add_tool_call(item.name, item.id)
+        if capture:
+            if call.output_tool_calls is None:
+                call.output_tool_calls = []
+            call.output_tool_calls.append(
+                _content.part_tool_call(item.id, item.name, item.arguments, call.settings)
             )
-            if call.settings.capture_content:
-                if call.output_tool_calls is None:
-                    call.output_tool_calls = []
-                call.output_tool_calls.append(
-                    _content.part_tool_call(
-                        call_id if isinstance(call_id, str) else None,
-                        name if isinstance(name, str) else None,
-                        function.get("arguments"),
-                        call.settings,
-                    )
-                )
-    if call.settings.capture_content:
-        if isinstance(text, str) and text:
-            if call.output_text is None:
-                call.output_text = []
-            call.output_text.append(text)
-        if isinstance(thinking, str) and thinking:
-            if call.output_reasoning is None:
-                call.output_reasoning = []
-            call.output_reasoning.append(thinking)
+    if capture:
+        call.add_output(text, thinking)
 
 
 def _read_final(call: LLMCall, record: Mapping[str, Any]) -> None:
@@ -322,41 +304,21 @@ def _capture_request(call: LLMCall, body: Mapping[str, Any]) -> None:
         call.request_attributes[sc.TOOL_DEFINITIONS] = _content.encode(tools)
 
 
-def _message(message: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+def _message(message: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     role = message.get("role")
-    role = role if isinstance(role, str) else "user"
-    parts: list[dict[str, Any]] = []
-    thinking = message.get("thinking")
-    if isinstance(thinking, str) and thinking:
-        parts.append(_content.part_text(thinking, settings, "reasoning"))
-    text = message.get("content")
-    if isinstance(text, str) and text:
-        if role == "tool":
-            call_id = message.get("tool_call_id")
-            parts.append(
-                _content.part_tool_response(
-                    call_id if isinstance(call_id, str) else None, text, settings
-                )
-            )
-        else:
-            parts.append(_content.part_text(text, settings))
-    tool_calls = message.get("tool_calls")
-    if isinstance(tool_calls, list):
-        for item in tool_calls:
-            if isinstance(item, Mapping):
-                function = item.get("function")
-                function = function if isinstance(function, Mapping) else {}
-                parts.append(
-                    _content.part_tool_call(
-                        item.get("id"), function.get("name"), function.get("arguments"), settings
-                    )
-                )
+    text, thinking = message.get("content"), message.get("thinking")
+    call_id, name = message.get("tool_call_id"), message.get("tool_name")
     images = message.get("images")
-    if isinstance(images, list):
+    return _content.message(
+        role if isinstance(role, str) else "user",
+        [text] if isinstance(text, str) else [],
+        settings,
+        reasoning=thinking if isinstance(thinking, str) else None,
+        tool_call_id=call_id if isinstance(call_id, str) else None,
+        tool_calls=tool_calls(message.get("tool_calls")),
         # Image bytes are never recorded, only that an image was sent.
-        parts.extend({"type": "generic", "generic_type": "image"} for _ in images)
-    out: dict[str, Any] = {"role": role, "parts": parts}
-    name = message.get("tool_name")
-    if isinstance(name, str) and name:
-        out["name"] = name
-    return out
+        extra=[{"type": "generic", "generic_type": "image"}] * len(images)
+        if isinstance(images, list)
+        else [],
+        name=name if isinstance(name, str) else None,
+    )

@@ -18,7 +18,15 @@ from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
-from otel_llm.adapters._common import ErrorBody, JsonBody, as_float, as_int, loads
+from otel_llm.adapters._common import (
+    ErrorBody,
+    JsonBody,
+    ToolCallItem,
+    as_float,
+    as_int,
+    loads,
+    tool_calls,
+)
 
 __all__ = ["ENDPOINTS", "OpenAICompatAdapter", "adapter"]
 
@@ -246,56 +254,24 @@ def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) ->
     reasoning = body.get("reasoning") or body.get("reasoning_content")
     if reasoning:
         call.thinking = True
-    tool_calls = body.get("tool_calls")
-    if isinstance(tool_calls, list):
-        for item in tool_calls:
-            if not isinstance(item, Mapping):
-                continue
-            function = item.get("function")
-            function = function if isinstance(function, Mapping) else {}
-            name = function.get("name")
-            call_id = item.get("id")
-            # Streamed tool calls arrive in fragments: only the first carries id and name.
-            call.add_tool_call(
-                name if isinstance(name, str) else None,
-                call_id if isinstance(call_id, str) else None,
-            )
-            if capture:
-                _capture_tool_fragment(call, item, function, streamed)
+    for item in tool_calls(body.get("tool_calls")):
+        # Streamed tool calls arrive in fragments: only the first carries id and name.
+        call.add_tool_call(item.name, item.id)
+        if capture:
+            _capture_tool_fragment(call, item, streamed)
     if capture:
-        text = body.get("content")
-        if isinstance(text, str) and text:
-            if call.output_text is None:
-                call.output_text = []
-            call.output_text.append(text)
-        if isinstance(reasoning, str) and reasoning:
-            if call.output_reasoning is None:
-                call.output_reasoning = []
-            call.output_reasoning.append(reasoning)
+        call.add_output(body.get("content"), reasoning)
 
 
-def _capture_tool_fragment(
-    call: LLMCall, item: Mapping[str, Any], function: Mapping[str, Any], streamed: bool
-) -> None:
+def _capture_tool_fragment(call: LLMCall, item: ToolCallItem, streamed: bool) -> None:
     if call.output_tool_calls is None:
         call.output_tool_calls = []
     calls = call.output_tool_calls
-    arguments = function.get("arguments")
-    name = function.get("name")
-    if streamed and not name and calls:
-        previous = calls[-1]
-        previous["_raw"] = previous.get("_raw", "") + (
-            arguments if isinstance(arguments, str) else ""
-        )
+    arguments = item.arguments if isinstance(item.arguments, str) else ""
+    if streamed and not item.name and calls:
+        calls[-1]["_raw"] = calls[-1].get("_raw", "") + arguments
         return
-    calls.append(
-        {
-            "type": "tool_call",
-            "id": item.get("id"),
-            "name": name,
-            "_raw": arguments if isinstance(arguments, str) else "",
-        }
-    )
+    calls.append({"type": "tool_call", "id": item.id, "name": item.name, "_raw": arguments})
 
 
 def _read_body(call: LLMCall, obj: Any) -> None:
@@ -355,52 +331,30 @@ def _capture_request(call: LLMCall, body: Mapping[str, Any]) -> None:
     if isinstance(prompt, str) and prompt:
         messages.append({"role": "user", "parts": [_content.part_text(prompt, settings)]})
     raw = body.get("messages")
-    if isinstance(raw, list):
-        for message in raw:
-            if not isinstance(message, Mapping):
-                continue
-            role = message.get("role")
-            role = role if isinstance(role, str) else "user"
-            if role == "developer":
-                role = "system"
-            parts: list[dict[str, Any]] = []
-            text = message.get("content")
-            texts: list[str] = []
-            if isinstance(text, str):
-                texts = [text]
-            elif isinstance(text, list):
-                for part in text:
-                    if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                        texts.append(part["text"])
-                    elif isinstance(part, Mapping):
-                        parts.append({"type": "generic", "generic_type": str(part.get("type"))})
-            for item in texts:
-                if not item:
-                    continue
-                if role == "tool":
-                    call_id = message.get("tool_call_id")
-                    parts.append(
-                        _content.part_tool_response(
-                            call_id if isinstance(call_id, str) else None, item, settings
-                        )
-                    )
-                else:
-                    parts.append(_content.part_text(item, settings))
-            tool_calls = message.get("tool_calls")
-            if isinstance(tool_calls, list):
-                for tc in tool_calls:
-                    if isinstance(tc, Mapping):
-                        function = tc.get("function")
-                        function = function if isinstance(function, Mapping) else {}
-                        parts.append(
-                            _content.part_tool_call(
-                                tc.get("id"),
-                                function.get("name"),
-                                function.get("arguments"),
-                                settings,
-                            )
-                        )
-            messages.append({"role": role, "parts": parts})
+    for entry in raw if isinstance(raw, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        role = entry.get("role")
+        role = "system" if role == "developer" else role if isinstance(role, str) else "user"
+        content = entry.get("content")
+        texts: list[str] = [content] if isinstance(content, str) else []
+        others: list[dict[str, Any]] = []
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, Mapping):  # images, audio: never recorded, only named
+                others.append({"type": "generic", "generic_type": str(part.get("type"))})
+        call_id = entry.get("tool_call_id")
+        messages.append(
+            _content.message(
+                role,
+                texts,
+                settings,
+                tool_call_id=call_id if isinstance(call_id, str) else None,
+                tool_calls=tool_calls(entry.get("tool_calls")),
+                extra=others,
+            )
+        )
     if messages:
         call.input_messages = messages
     tools = body.get("tools")
