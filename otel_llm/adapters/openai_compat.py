@@ -137,8 +137,9 @@ class SseStream:
             if not data:
                 return False
         call = self.call
-        # Events end with a blank line; JSON escapes newlines, so none hides in a payload.
-        events = data.count(b"\n\n") or data.count(b"\r\n\r\n")
+        # Regions start at a line start, and JSON escapes newlines: every "data:" that
+        # begins a line begins an event.
+        events = data.count(b"\ndata:") + data.startswith(b"data:")
         call.chunks += events
         if self._slow:
             return self._read_lines(data)
