@@ -127,10 +127,12 @@ class NdjsonStream:
             # Ordinary records (Go writes ``done`` last when false; a final or error
             # record would be last): only a tool call or the first thinking is worth
             # decoding, and thinking is looked for only until the answer's text begins.
-            if b'"tool_calls"' in data:
+            # Needles without a leading quote: JSON is full of quotes, which makes the
+            # byte search stop and compare at nearly every other position.
+            if b"tool_calls" in data:
                 return self._read_lines(data)
             if self._thinking_phase:
-                if b'"thinking"' in data:
+                if b"thinking" in data:
                     self._thinking_phase = False
                     return self._read_lines(data)
                 if b'"content":""' not in data and b'"response":""' not in data:

@@ -145,10 +145,12 @@ class SseStream:
             return self._read_lines(data)
         if events == 1 and data.endswith(b'"finish_reason":null}]}\n\n'):
             # An ordinary delta: no finish, usage, error or [DONE] in it.
-            if b'"tool_calls"' in data:
+            # Needles without a leading quote: JSON is full of quotes, which makes the
+            # byte search stop and compare at nearly every other position.
+            if b"tool_calls" in data:
                 return self._read_lines(data)
             if self._reasoning_phase:
-                if b'"reasoning' in data:
+                if b"reasoning" in data:
                     self._reasoning_phase = False
                     return self._read_lines(data)
                 if b'"content":""' not in data:
