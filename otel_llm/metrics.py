@@ -47,6 +47,8 @@ OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
 OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
 """Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
 OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
+OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
+"""``false`` skips the three ``gen_ai.server.*`` histograms (a third of the metrics cost)."""
 """``true`` emits one structlog ``llm.call`` event per finished call."""
 OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
 """``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
@@ -95,11 +97,14 @@ _NO_SPAN: Final = Context()
 class Recorder:
     """The metrics sink: ``recorder(call)`` records one finished call."""
 
-    __slots__ = ("_cold_load_ns", "_ins", "_models", "_tokens")
+    __slots__ = ("_cold_load_ns", "_ins", "_models", "_server_metrics", "_tokens")
 
-    def __init__(self, ins: Instruments, models: ModelCap, settings: Settings) -> None:
+    def __init__(
+        self, ins: Instruments, models: ModelCap, settings: Settings, server_metrics: bool = True
+    ) -> None:
         self._ins = ins
         self._models = models
+        self._server_metrics = server_metrics
         self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
         self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
 
@@ -186,10 +191,14 @@ class Recorder:
     ) -> None:
         """``gen_ai.server.*`` from Ollama's own clock (its final chunk's durations)."""
         ins = self._ins
+        load = call.load_duration_ns
+        if load is not None and load >= self._cold_load_ns:
+            ins.model_load_duration.record(load * _NS, attrs, _NO_SPAN)
+        if not self._server_metrics:
+            return
         total = call.total_duration_ns
         if total is not None:
             ins.server_request_duration.record(total * _NS, timed, ctx)
-        load = call.load_duration_ns
         if call.error_type is None:
             prefill = call.prompt_eval_duration_ns
             if prefill is not None:
@@ -197,8 +206,6 @@ class Recorder:
             decode, tokens = call.eval_duration_ns, call.output_tokens
             if decode is not None and tokens:
                 ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, _NO_SPAN)
-        if load is not None and load >= self._cold_load_ns:
-            ins.model_load_duration.record(load * _NS, attrs, _NO_SPAN)
 
 
 # -- building and tearing down ------------------------------------------------------------
@@ -232,7 +239,7 @@ def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable
 
     Options (each falls back to its environment variable, then its default):
     ``metrics`` (on), ``meter_provider``, ``metrics_exporter``, ``latest_metrics`` (off),
-    ``max_models`` (100), ``prometheus_port`` / ``prometheus_host`` /
+    ``max_models`` (100), ``server_metrics`` (on), ``prometheus_port`` / ``prometheus_host`` /
     ``prometheus_resource_labels``, ``log_events`` (off), ``ollama_residency`` (off).
     """
     shutdown()
@@ -242,7 +249,8 @@ def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable
         meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
         latest = _flag(options.get("latest_metrics"), OTEL_LLM_LATEST_METRICS, False)
         models = ModelCap(_max_models(options.get("max_models")))
-        sinks.append(Recorder(instruments.build(meter, latest), models, settings))
+        server = _flag(options.get("server_metrics"), OTEL_LLM_SERVER_METRICS, True)
+        sinks.append(Recorder(instruments.build(meter, latest), models, settings, server))
         residency = options.get("ollama_residency")
         if residency is None:
             residency = _flag(None, OTEL_LLM_OLLAMA_RESIDENCY, False)

@@ -692,3 +692,12 @@ class TestResidency:
             {"models": [{"model": "a", "expires_at": "2025-01-02T03:04:05.123456789-07:00"}]}
         )
         assert 1735812245.123456 == model.expires_at
+
+
+def test_server_metrics_switch(mock: MockOllama, capture: Callable[..., Captured]) -> None:
+    """server_metrics=False records no gen_ai.server.* histogram; the client ones stay."""
+    run = capture(server_metrics=False)
+    chat(mock)
+    names = set(run.metrics())
+    assert "gen_ai.client.operation.duration" in names
+    assert not {n for n in names if n.startswith("gen_ai.server.")}

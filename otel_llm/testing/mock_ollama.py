@@ -1031,7 +1031,8 @@ class MockOllama:
         """Bind 127.0.0.1:port (0 = ephemeral), serve from a thread, return once ready."""
         if self._server is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
+        # With an explicit IPPROTO_TCP asyncio sets TCP_NODELAY (no 40 ms delayed-ACK stalls).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", self.port))

@@ -1,0 +1,1197 @@
+#!/usr/bin/env python3
+"""``make bench``: what tracing an Ollama call costs the client, side by side in one run.
+
+Stdlib only: it runs under any Python >= 3.10, builds ``bench/.venv`` (the repo plus the
+pinned anchors of ``bench/requirements-anchors.txt``) if missing or stale, starts the mock
+Ollama (``bench/_server.py``) and one long-lived worker per configuration
+(``bench/_worker.py``), and sends them batches in interleaved rounds. Method and caveats:
+``bench/README.md``. Results: printed, and written to ``bench/RESULTS.md`` (raw samples
+in ``bench/out/raw.json``).
+
+    python3 bench/run.py            # the full run (~5 min of measuring on 2 cores)
+    python3 bench/run.py --quick    # a smoke run (~1 min): numbers too noisy to quote
+    python3 bench/run.py --profile  # pyinstrument profile of the otel_llm ollama-client call
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import queue
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV = BENCH / ".venv"
+VPY = VENV / "bin" / "python"
+REQS = BENCH / "requirements-anchors.txt"
+STAMP = VENV / ".installed"
+STATUS = VENV / "install-status.json"
+OUT = BENCH / "out"
+RESULTS = BENCH / "RESULTS.md"
+
+CONFIGS = (
+    "bare",
+    "bare-2",
+    "httpx-instr",
+    "otel_llm-spans",
+    "otel_llm",
+    "otel_llm-lean",
+    "openllmetry",
+    "openinference",
+)
+LABELS = {
+    "bare": "bare (no instrumentation)",
+    "bare-2": "bare again (A/A check: the noise floor)",
+    "httpx-instr": "opentelemetry-instrumentation-httpx",
+    "otel_llm-spans": "otel_llm, spans only",
+    "otel_llm": "otel_llm, spans + metrics",
+    "otel_llm-lean": "otel_llm, spans + metrics without gen_ai.server.*",
+    "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama)",
+    "openinference": "openinference-instrumentation-ollama",
+}
+# Which requirement line a configuration needs beyond the repo itself.
+NEEDS = {
+    "httpx-instr": "opentelemetry-instrumentation-httpx",
+    "openllmetry": "opentelemetry-instrumentation-ollama",
+    "openinference": "openinference-instrumentation-ollama",
+}
+ANCHORS = ("httpx-instr", "openllmetry", "openinference")
+UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
+OURS = ("otel_llm-spans", "otel_llm")
+KINDS = ("ollama-sync", "ollama-async", "httpx-sync", "httpx-async")
+TARGET_KINDS = ("ollama-sync", "ollama-async")
+MODES = ("call", "stream")
+RSS_KIND = "ollama-sync"
+PLAN_CHUNKS = 200  # content chunks per timed stream (the server's --chunks)
+RSS_TARGET_KB = 512  # "within 0.5 MB of bare": 0.5 MiB
+BUSY_LOAD = 1.0  # load average from others above which the report warns (ours adds ~1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int  # every round: each cell, each worker, one small batch
+    call_batch: int  # unstreamed calls per batch
+    stream_batch: int  # 200-chunk streams per batch
+    warm_calls: int
+    warm_streams: int
+    chunks: int
+    rss_chunks: int
+    rss_reps: int
+    min_rounds: int  # the time budget never cuts a run below this many rounds
+
+
+# Small batches, many rounds: configurations compared within a round ran within a
+# second of each other, so load that comes and goes hits them alike.
+FULL = Plan(
+    rounds=150,
+    call_batch=13,
+    stream_batch=2,
+    warm_calls=100,
+    warm_streams=10,
+    chunks=PLAN_CHUNKS,
+    rss_chunks=50_000,
+    rss_reps=3,
+    min_rounds=30,
+)
+QUICK = Plan(
+    rounds=20,
+    call_batch=10,
+    stream_batch=1,
+    warm_calls=30,
+    warm_streams=3,
+    chunks=PLAN_CHUNKS,
+    rss_chunks=50_000,
+    rss_reps=1,
+    min_rounds=10,
+)
+
+
+# --- the venv -------------------------------------------------------------------------------
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VPY), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def _last_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR")] or lines
+    return errors[-1][:300] if errors else f"pip exited {proc.returncode}"
+
+
+def ensure_venv() -> dict[str, str]:
+    """``bench/.venv`` with the repo and the anchors; returns {requirement: why it failed}."""
+    digest = hashlib.sha256(REQS.read_bytes() + (ROOT / "pyproject.toml").read_bytes())
+    want = digest.hexdigest()
+    if VPY.exists() and STAMP.exists() and STAMP.read_text().strip() == want:
+        return dict(json.loads(STATUS.read_text())) if STATUS.exists() else {}
+    print(f"bench: building {VENV.relative_to(ROOT)} (repo + {REQS.name}) ...", flush=True)
+    if not VPY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    _pip("--upgrade", "pip")
+    base = _pip("-e", f"{ROOT}[testing]")
+    if base.returncode != 0:
+        sys.exit(f"bench: cannot install the repo into {VENV}: {_last_error(base)}")
+    failed: dict[str, str] = {}
+    together = _pip("-r", str(REQS))
+    if together.returncode != 0:  # find which anchor will not install; keep the others
+        for line in REQS.read_text().splitlines():
+            req = line.split("#", 1)[0].strip()
+            if req:
+                one = _pip(req)
+                if one.returncode != 0:
+                    failed[req] = _last_error(one)
+    STATUS.write_text(json.dumps(failed, indent=1))
+    STAMP.write_text(want)
+    return failed
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    """The caller's environment less anything that changes what an instrumentation does."""
+    prefixes = ("OTEL_", "TRACELOOP_", "OPENINFERENCE_", "OLLAMA_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _pin(cpu: int | None) -> Any:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _cpus() -> tuple[int | None, int | None]:
+    """Server on one CPU, the measured worker on another (2 cores: 0 and 1)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+class Server:
+    def __init__(self, plan: Plan, cpu: int | None) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(VPY),
+                str(BENCH / "_server.py"),
+                "--chunks",
+                str(plan.chunks),
+                "--chunk-delay",
+                "0",
+                "--rss-chunks",
+                str(plan.rss_chunks),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            preexec_fn=_pin(cpu),
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            self.stop()
+            sys.exit("bench: the mock Ollama did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Worker:
+    """One configuration's process; ``ask`` sends a command and waits for its reply."""
+
+    def __init__(self, config: str, url: str, cpu: int | None) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [str(VPY), str(BENCH / "_worker.py"), config, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            preexec_fn=_pin(cpu),
+        )
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        hello = self._reply(120)
+        self.error: str | None = None if hello.get("ok") else str(hello.get("error"))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._replies.put(line)
+        self._replies.put(None)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._stderr.append(line.rstrip())
+            del self._stderr[:-20]
+
+    def _reply(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": False, "error": f"no reply in {timeout:.0f} s"}
+        if line is None:
+            tail = " | ".join(self._stderr[-3:])
+            return {"ok": False, "error": f"worker exited ({self.proc.wait()}): {tail}"}
+        return dict(json.loads(line))
+
+    def ask(self, timeout: float = 300, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        return self._reply(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.ask(timeout=10, cmd="quit")
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One configuration x client kind x mode: every sample, and each round's."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    rounds: list[dict[str, list[float]]] = field(default_factory=list)
+    spans: int = 0
+    calls: int = 0
+    parts: int = 0
+    broken: str | None = None
+
+    def add(self, reply: dict[str, Any]) -> None:
+        keys = ("cpu", "wall", "open", "mid", "end")
+        batch = {k: reply[k] for k in keys if k in reply}
+        self.rounds.append(batch)
+        for k, v in batch.items():
+            self.samples.setdefault(k, []).extend(v)
+        self.spans += reply["spans"]
+        self.calls += reply["calls"]
+        if "parts" in reply:
+            self.parts = max(reply["parts"])
+
+
+def measure(
+    plan: Plan, workers: dict[str, Worker], log: Any, budget: float, loads: list[float]
+) -> dict[tuple[str, str, str], Cell]:
+    cells: dict[tuple[str, str, str], Cell] = {
+        (c, k, m): Cell() for c in workers for k in KINDS for m in MODES
+    }
+    live = {key: True for key in cells}
+
+    def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
+        cell = cells[config, kind, mode]
+        reply = workers[config].ask(cmd="batch", kind=kind, mode=mode, n=n)
+        if not reply.get("ok"):
+            cell.broken = f"BROKEN: {reply.get('error')}"
+            live[config, kind, mode] = False
+        elif config not in UNTRACED and reply["spans"] == 0:
+            cell.broken = "BROKEN: 0 spans"  # it traced nothing: not a cost to compare
+            live[config, kind, mode] = False
+        elif keep:
+            cell.add(reply)
+
+    log("warm-up (and a first span count) in every worker ...")
+    for kind in KINDS:
+        for mode in MODES:
+            for config in workers:
+                run(
+                    config,
+                    kind,
+                    mode,
+                    plan.warm_calls if mode == "call" else plan.warm_streams,
+                    keep=False,
+                )
+    sizes = {"call": plan.call_batch, "stream": plan.stream_batch}
+    names = list(workers)
+    started = time.perf_counter()
+    for r in range(plan.rounds):
+        t0 = time.perf_counter()
+        for i, (kind, mode) in enumerate((k, m) for k in KINDS for m in MODES):
+            shift = (r + i) % len(names)  # every config takes every place in the order
+            for config in names[shift:] + names[:shift]:
+                if live[config, kind, mode]:
+                    run(config, kind, mode, sizes[mode], keep=True)
+        now = time.perf_counter()
+        if (r + 1) % 10 == 0 or r + 1 == plan.rounds:
+            loads.append(_load1(loadavg()))
+            log(
+                f"round {r + 1}/{plan.rounds} ({now - t0:.1f} s for the last; load {loads[-1]:.2f})"
+            )
+        spent = now - started
+        if r + 1 >= plan.min_rounds and r + 1 < plan.rounds and spent * (r + 2) / (r + 1) > budget:
+            log(
+                f"time budget ({budget:.0f} s for the rounds) reached: stopping after round "
+                f"{r + 1}; the machine is slower or busier than planned"
+            )
+            break
+    return cells
+
+
+def measure_rss(
+    plan: Plan, url: str, configs: Sequence[str], cpu: int | None, log: Any
+) -> dict[str, dict[str, Any]]:
+    """One fresh worker per config per repetition, doing only the long stream."""
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    errors: dict[str, str] = {}
+    for rep in range(plan.rss_reps):
+        order = list(configs[rep % len(configs) :]) + list(configs[: rep % len(configs)])
+        for config in order:
+            if config in errors:
+                continue
+            worker = Worker(config, url, cpu)
+            try:
+                if worker.error:
+                    errors[config] = worker.error
+                    continue
+                reply = worker.ask(timeout=600, cmd="rss", kind=RSS_KIND)
+            finally:
+                worker.close()
+            if not reply.get("ok"):
+                errors[config] = f"BROKEN: {reply.get('error')}"
+            elif config not in UNTRACED and reply["spans"] == 0:
+                errors[config] = "BROKEN: 0 spans"
+            else:
+                runs[config].append(reply)
+        log(f"peak RSS repetition {rep + 1}/{plan.rss_reps} done")
+    out: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        if config in errors:
+            out[config] = {"error": errors[config]}
+            continue
+        rows = runs[config]
+        out[config] = {
+            "growth_kb": statistics.median(r["after_kb"] - r["before_kb"] for r in rows),
+            "growths_kb": [r["after_kb"] - r["before_kb"] for r in rows],
+            "before_kb": statistics.median(r["before_kb"] for r in rows),
+            "after_kb": statistics.median(r["after_kb"] for r in rows),
+            "parts": rows[0]["parts"],
+            "seconds": statistics.median(r["seconds"] for r in rows),
+        }
+    return out
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: Sequence[float]) -> float:
+    ordered = sorted(xs)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+US = 1e6
+
+
+def ci(xs: Sequence[float]) -> tuple[float, float]:
+    """~95 % confidence interval of the median (order statistics, no assumption on shape)."""
+    ordered = sorted(xs)
+    n = len(ordered)
+    k = max(0, int((n - 1.96 * n**0.5) / 2))
+    return ordered[k], ordered[min(n - 1, n - k - 1)]
+
+
+@dataclass
+class Row:
+    """One configuration's numbers for one client kind (µs)."""
+
+    config: str
+    status: str | None = None  # None: measured; else why not
+    spans_per_call: float = 0.0
+    call_cpu: float = 0.0
+    call_cpu_p95: float = 0.0
+    call_wall: float = 0.0
+    call_wall_p95: float = 0.0
+    added_call: float = 0.0
+    added_call_range: tuple[float, float] = (0.0, 0.0)
+    stream_status: str | None = None
+    stream_cpu: float = 0.0
+    stream_cpu_p95: float = 0.0
+    stream_wall: float = 0.0
+    per_chunk: float = 0.0
+    added_chunk: float = 0.0
+    added_chunk_range: tuple[float, float] = (0.0, 0.0)
+    added_open: float = 0.0
+    added_end: float = 0.0
+    added_end_range: tuple[float, float] = (0.0, 0.0)
+    added_stream: float = 0.0
+    added_stream_range: tuple[float, float] = (0.0, 0.0)
+    stream_spans_per_call: float = 0.0
+    n_calls: int = 0
+    n_streams: int = 0
+    rounds: int = 0
+
+
+def _per_chunk(mids: Sequence[float], parts: int) -> float:
+    return med(mids) / max(1, parts - 2)
+
+
+def summarise(
+    cells: dict[tuple[str, str, str], Cell], configs: Sequence[str], unavailable: dict[str, str]
+) -> dict[str, list[Row]]:
+    tables: dict[str, list[Row]] = {}
+    for kind in KINDS:
+        rows: list[Row] = []
+        bare_c = cells.get(("bare", kind, "call"))
+        bare_s = cells.get(("bare", kind, "stream"))
+        for config in configs:
+            row = Row(config)
+            rows.append(row)
+            if config in unavailable:
+                row.status = row.stream_status = f"unavailable: {unavailable[config]}"
+                continue
+            c, s = cells[config, kind, "call"], cells[config, kind, "stream"]
+            row.status, row.stream_status = c.broken, s.broken
+            if c.broken is None and bare_c is not None and bare_c.broken is None:
+                cpu, wall = c.samples["cpu"], c.samples["wall"]
+                row.n_calls, row.rounds = len(cpu), len(c.rounds)
+                row.spans_per_call = c.spans / max(1, c.calls)
+                row.call_cpu, row.call_cpu_p95 = med(cpu) * US, p95(cpu) * US
+                row.call_wall, row.call_wall_p95 = med(wall) * US, p95(wall) * US
+                per_round = [
+                    (med(a["cpu"]) - med(b["cpu"])) * US
+                    for a, b in zip(c.rounds, bare_c.rounds, strict=True)
+                ]
+                row.added_call = med(per_round)
+                row.added_call_range = ci(per_round)
+            if s.broken is None and bare_s is not None and bare_s.broken is None:
+                row.stream_spans_per_call = s.spans / max(1, s.calls)
+                row.n_streams = len(s.samples["cpu"])
+                row.stream_cpu = med(s.samples["cpu"]) * US
+                row.stream_cpu_p95 = p95(s.samples["cpu"]) * US
+                row.stream_wall = med(s.samples["wall"]) * US
+                row.per_chunk = _per_chunk(s.samples["mid"], s.parts) * US
+                stream_rounds, chunk_rounds, open_rounds, end_rounds = [], [], [], []
+                for a, b in zip(s.rounds, bare_s.rounds, strict=True):
+                    ac = (_per_chunk(a["mid"], s.parts) - _per_chunk(b["mid"], bare_s.parts)) * US
+                    chunk_rounds.append(ac)
+                    open_rounds.append((med(a["open"]) - med(b["open"])) * US)
+                    end_rounds.append((med(a["end"]) - med(b["end"])) * US - ac)
+                    stream_rounds.append((med(a["cpu"]) - med(b["cpu"])) * US)
+                row.added_stream = med(stream_rounds)
+                row.added_stream_range = ci(stream_rounds)
+                row.added_chunk = med(chunk_rounds)
+                row.added_open = med(open_rounds)
+                row.added_end = med(end_rounds)
+                row.added_chunk_range = ci(chunk_rounds)
+                row.added_end_range = ci(end_rounds)
+        tables[kind] = rows
+    return tables
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def f1(x: float) -> str:
+    return f"{x:,.1f}"
+
+
+def f2(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def rng(r: tuple[float, float], fmt: Any = f1) -> str:
+    return f"{fmt(r[0])} … {fmt(r[1])}"
+
+
+def _vs(ours: float, anchor: float, anchor_ci: tuple[float, float], ok: bool) -> str:
+    """``ours / anchor``, or — when either was not measured or the anchor adds nothing
+    measurable (its confidence interval reaches zero)."""
+    return _ratio(ours, anchor) if ok and anchor_ci[0] > 0 else "—"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0 else "—"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _by(rows: Sequence[Row], config: str) -> Row | None:
+    return next((r for r in rows if r.config == config), None)
+
+
+def report(
+    plan: Plan,
+    tables: dict[str, list[Row]],
+    rss: dict[str, dict[str, Any]],
+    meta: dict[str, Any],
+    checks: dict[str, dict[str, Any]],
+) -> tuple[str, list[str]]:
+    md: list[str] = []
+    for kind in KINDS:
+        rows = tables[kind]
+        bare = _by(rows, "bare")
+        assert bare is not None
+        md += [f"### `{kind}` — unstreamed `chat` ({bare.n_calls} calls per config)", ""]
+        body = []
+        for r in rows:
+            if r.status:
+                body.append([LABELS[r.config], r.status, "", "", "", "", ""])
+                continue
+            body.append(
+                [
+                    LABELS[r.config],
+                    f"{r.spans_per_call:.2f}",
+                    f"{f1(r.call_cpu)} / {f1(r.call_cpu_p95)}",
+                    f"{f1(r.call_wall)} / {f1(r.call_wall_p95)}",
+                    "—" if r.config == "bare" else f"**{f1(r.added_call)}**",
+                    "" if r.config == "bare" else rng(r.added_call_range),
+                    _ratio(r.call_cpu, bare.call_cpu),
+                ]
+            )
+        md += _table(
+            [
+                "config",
+                "spans/call",
+                "CPU µs median / p95",
+                "wall µs median / p95",
+                "added CPU µs/call",
+                "added, 95% CI",
+                "CPU vs bare",
+            ],
+            body,
+        )
+        md += [
+            "",
+            f"### `{kind}` — streamed `chat`, {plan.chunks} chunks "
+            f"({bare.n_streams} streams per config)",
+            "",
+        ]
+        body = []
+        for r in rows:
+            if r.stream_status:
+                body.append([LABELS[r.config], r.stream_status] + [""] * 7)
+                continue
+            body.append(
+                [
+                    LABELS[r.config],
+                    f"{r.stream_spans_per_call:.2f}",
+                    f"{f1(r.stream_cpu)} / {f1(r.stream_cpu_p95)}",
+                    f2(r.per_chunk),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f2(r.added_chunk)}** ({rng(r.added_chunk_range, f2)})",
+                    "—" if r.config == "bare" else f1(r.added_open),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f1(r.added_end)}** ({rng(r.added_end_range)})",
+                    "—" if r.config == "bare" else f1(r.added_stream),
+                    _ratio(r.stream_cpu, bare.stream_cpu),
+                ]
+            )
+        md += _table(
+            [
+                "config",
+                "spans/stream",
+                "CPU µs/stream median / p95",
+                "CPU µs/chunk",
+                "added µs/chunk (95% CI)",
+                "added µs at open",
+                "added µs at end of stream (95% CI)",
+                "added µs/stream",
+                "CPU vs bare",
+            ],
+            body,
+        )
+        md.append("")
+
+    md += [
+        "### otel_llm's added CPU as a fraction of each anchor's",
+        "",
+        "(< 1 means otel_llm adds less; — where the anchor adds nothing measurable; anchors "
+        "that trace nothing for a client (BROKEN above) are left out)",
+        "",
+    ]
+    body = []
+    for kind in KINDS:
+        rows = tables[kind]
+        for ours in OURS:
+            o = _by(rows, ours)
+            if o is None or (o.status and o.stream_status):
+                continue
+            for anchor in ANCHORS:
+                a = _by(rows, anchor)
+                if a is None:
+                    continue
+                call_ok = not (o.status or a.status)
+                stream_ok = not (o.stream_status or a.stream_status)
+                if not (call_ok or stream_ok):
+                    continue  # the anchor does not trace this client at all
+                body.append(
+                    [
+                        f"`{kind}`",
+                        LABELS[ours],
+                        LABELS[anchor],
+                        _vs(o.added_call, a.added_call, a.added_call_range, call_ok),
+                        _vs(o.added_chunk, a.added_chunk, a.added_chunk_range, stream_ok),
+                        _vs(o.added_end, a.added_end, a.added_end_range, stream_ok),
+                        _vs(o.added_stream, a.added_stream, a.added_stream_range, stream_ok),
+                    ]
+                )
+    md += _table(
+        [
+            "client",
+            "ours",
+            "vs anchor",
+            "per call",
+            "per chunk",
+            "end of stream",
+            "whole 200-chunk stream",
+        ],
+        body,
+    )
+    md.append("")
+
+    md += [
+        f"### Peak RSS over one {plan.rss_chunks:,}-chunk stream (`{RSS_KIND}`, a fresh "
+        f"process per run, median of {plan.rss_reps})",
+        "",
+    ]
+    body = []
+    bare_g = rss.get("bare", {}).get("growth_kb")
+    for config in CONFIGS:
+        d = rss.get(config)
+        if d is None:
+            continue
+        if "error" in d:
+            body.append([LABELS[config], d["error"], "", "", "", ""])
+            continue
+        vs = "—" if config == "bare" or bare_g is None else f"{d['growth_kb'] - bare_g:+,.0f}"
+        body.append(
+            [
+                LABELS[config],
+                f"{d['before_kb']:,.0f}",
+                f"{d['after_kb']:,.0f}",
+                f"{d['growth_kb']:,.0f} ({', '.join(f'{g:,}' for g in d['growths_kb'])})",
+                vs,
+                f"{d['seconds']:.2f}",
+            ]
+        )
+    md += _table(
+        [
+            "config",
+            "ru_maxrss before KiB",
+            "after KiB",
+            "growth KiB (runs)",
+            "growth vs bare KiB",
+            "stream s",
+        ],
+        body,
+    )
+    md.append("")
+
+    md += ["### Proof of work (totals over the run, per worker)", ""]
+    body = []
+    for config in CONFIGS:
+        d = checks.get(config)
+        if d is None:
+            continue
+        if "error" in d:
+            body.append([LABELS[config], d["error"], "", ""])
+            continue
+        names = ", ".join(f"`{k}` x {v:,}" for k, v in sorted(d["span_names"].items()))
+        body.append(
+            [
+                LABELS[config],
+                f"{d['spans']:,}",
+                names or "none",
+                f"{d['metric_points']} points: " + ", ".join(d["metric_names"])
+                if d["metric_points"]
+                else "none",
+            ]
+        )
+    md += _table(["config", "spans exported", "span names", "metrics collected"], body)
+    md.append("")
+
+    targets = evaluate_targets(tables, rss)
+    return "\n".join(md), targets
+
+
+def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a " if ok is None else ("PASS" if ok else "FAIL")
+
+    for kind in TARGET_KINDS:
+        rows = tables[kind]
+        o, a = _by(rows, "otel_llm"), _by(rows, "openllmetry")
+        ok: bool | None
+        if o is None or a is None:
+            lines.append(f"n/a   [{kind}] otel_llm and OpenLLMetry were not both in this run")
+            continue
+        if o.status or a.status:
+            ok, detail = None, f"otel_llm: {o.status or 'ok'}; OpenLLMetry: {a.status or 'ok'}"
+        else:
+            ok = o.added_call <= 0.5 * a.added_call
+            detail = (
+                f"{f1(o.added_call)} µs vs OpenLLMetry {f1(a.added_call)} µs "
+                f"(limit {f1(0.5 * a.added_call)})"
+            )
+        lines.append(
+            f"{verdict(ok)}  [{kind}] added CPU per unstreamed call ≤ 0.5x OpenLLMetry's: {detail}"
+        )
+        if o.stream_status:
+            ok, detail = None, o.stream_status
+        else:
+            ok = o.added_chunk <= 0.5
+            detail = f"{f2(o.added_chunk)} µs (95% CI {rng(o.added_chunk_range, f2)})"
+        lines.append(f"{verdict(ok)}  [{kind}] added CPU per streamed chunk ≤ 0.5 µs: {detail}")
+        if o.stream_status or a.stream_status:
+            ok = None
+            detail = f"otel_llm: {o.stream_status or 'ok'}; OpenLLMetry: {a.stream_status or 'ok'}"
+        else:
+            ok = o.added_end <= 0.5 * a.added_end
+            detail = (
+                f"{f1(o.added_end)} µs vs OpenLLMetry {f1(a.added_end)} µs "
+                f"(limit {f1(0.5 * a.added_end)})"
+            )
+        lines.append(
+            f"{verdict(ok)}  [{kind}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
+        )
+    ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
+    if "growth_kb" in ours and "growth_kb" in bare:
+        diff = ours["growth_kb"] - bare["growth_kb"]
+        ok = diff <= RSS_TARGET_KB
+        detail = f"{diff:+,.0f} KiB vs bare (limit +{RSS_TARGET_KB} KiB)"
+    else:
+        ok, detail = None, ours.get("error") or bare.get("error") or "not measured"
+    lines.append(
+        f"{verdict(ok)}  [{RSS_KIND}] peak RSS growth over the 50,000-chunk "
+        f"stream within 0.5 MiB of bare: {detail}"
+    )
+    return lines
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "otel_llm"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        when = dt.datetime.now(dt.timezone.utc).strftime("%H:%M UTC")
+        return rev + (f" + uncommitted changes in otel_llm/ (work tree at {when})" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _load1(text: str) -> float:
+    try:
+        return float(text.split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+
+
+def write_results(
+    plan: Plan, quick: bool, body: str, targets: list[str], meta: dict[str, Any]
+) -> str:
+    versions = meta.get("versions", {})
+    lines = [
+        "# Benchmark results: the CPU cost of tracing an Ollama call",
+        "",
+        "Written by `make bench` (`bench/run.py`); method in [README.md](README.md). "
+        "CPU is `time.thread_time()` of the calling thread (the event loop's for async), "
+        "in µs. *Added* is the median over rounds of (the configuration's median in "
+        "that round minus bare's); beside it, a ~95 % confidence interval of that median "
+        "(order statistics over the rounds). The A/A row (a second bare worker) shows the "
+        "method's noise floor.",
+        "",
+        f"- date: {meta['date']}",
+        f"- mode: {'QUICK (smoke run, numbers not for quoting)' if quick else 'full'}; "
+        f"{meta['rounds']} interleaved rounds; {meta['calls']} unstreamed calls and "
+        f"{meta['streams']} {plan.chunks}-chunk streams per config per client; "
+        f"run time {meta['seconds']:.0f} s",
+        f"- machine: {meta['cpu']}, {meta['ncpu']} CPUs; server pinned to CPU "
+        f"{meta['server_cpu']}, workers to CPU {meta['worker_cpu']}; "
+        f"1-minute load average {_load1(meta['load_start']):.2f} at start, "
+        f"{meta.get('load_max', 0):.2f} at most during the rounds, "
+        f"{_load1(meta['load_end']):.2f} at end (our own server + worker make ~1)",
+        f"- Python {meta['python']} ({meta['implementation']}), {platform.system()} "
+        f"{platform.release()}",
+        f"- otel_llm at {meta['git']}",
+        "- packages (bench/.venv): " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ]
+    if _load1(meta["load_start"]) > BUSY_LOAD or meta.get("load_max", 0) > BUSY_LOAD + 1:
+        lines.append(
+            f"- **the machine was busy** (1-minute load {_load1(meta['load_start']):.2f} at "
+            f"start, up to {meta.get('load_max', 0):.2f} during the rounds, ~1 of it ours): "
+            "other processes inflate CPU times, the added costs more than the bare work"
+        )
+    for config, why in meta.get("unavailable", {}).items():
+        lines.append(f"- {LABELS[config]}: unavailable: {why}")
+    lines += ["", "## Targets (official `ollama` client, otel_llm spans + metrics)", "", "```"]
+    lines += targets
+    lines += ["```", "", "## Tables", "", body]
+    text = "\n".join(lines).rstrip() + "\n"
+    RESULTS.write_text(text)
+    return text
+
+
+# --- the profile --------------------------------------------------------------------------
+
+
+def profile(url: str, cpu: int | None, n: int, log: Any) -> None:
+    """py-spy over otel_llm's ``ollama``-client calls: where the added time goes.
+
+    Two recordings: N unstreamed calls, then N/25 streams of 200 chunks. A sample counts
+    as instrumentation when, walking from the leaf up, the first frame that is not the
+    standard library or a builtin belongs to ``otel_llm`` or ``opentelemetry``; µs per
+    call scale the sample shares by the measured median CPU per call.
+    """
+    OUT.mkdir(exist_ok=True)
+    spy_bin = VENV / "bin" / "py-spy"
+    if not spy_bin.exists():
+        sys.exit("bench: py-spy is not installed in bench/.venv")
+    texts = []
+    worker = Worker("otel_llm", url, cpu)
+    try:
+        if worker.error:
+            sys.exit(f"bench: otel_llm worker: {worker.error}")
+        for mode, count in (("call", n), ("stream", max(40, n // 25))):
+            raw_path = OUT / f"profile-otel_llm-{mode}.raw"
+            raw_path.unlink(missing_ok=True)
+            worker.ask(cmd="batch", kind="ollama-sync", mode=mode, n=max(10, count // 10))
+            log(f"profiling {count} ollama-client {mode}s with otel_llm (py-spy, 1 kHz) ...")
+            spy = subprocess.Popen(
+                [str(spy_bin), "record", "--pid", str(worker.proc.pid), "--rate", "1000",
+                 "--format", "raw", "--full-filenames", "--output", str(raw_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            time.sleep(1.0)  # let py-spy attach
+            reply = worker.ask(timeout=900, cmd="batch", kind="ollama-sync", mode=mode, n=count)
+            spy.send_signal(signal.SIGINT)
+            _, err = spy.communicate(timeout=60)
+            if not reply.get("ok") or not raw_path.exists():
+                sys.exit(f"bench: profile failed: {reply.get('error')} {err.strip()[-300:]}")
+            unit = "unstreamed call" if mode == "call" else f"{PLAN_CHUNKS}-chunk stream"
+            texts.append(
+                summarise_profile(raw_path.read_text(), med(reply["cpu"]) * US, count, unit)
+                + f"\nraw stacks: {raw_path.relative_to(ROOT)}"
+            )
+    finally:
+        worker.close()
+    text = "\n\n".join(texts)
+    (OUT / "profile-summary.txt").write_text(text + "\n")
+    print(text)
+
+
+def _frame_owner(frame: str) -> str:
+    where = frame[frame.rfind("(") + 1 :]
+    if "/site-packages/opentelemetry/" in where or where.startswith(str(ROOT / "otel_llm")):
+        return "ours"
+    if "/site-packages/" in where or where.startswith(str(BENCH)):
+        return "theirs"
+    return "neutral"  # the standard library, builtins
+
+
+def _short(frame: str) -> str:
+    """``func (path)`` with the path from its package down."""
+    where = frame[frame.rfind("(") + 1 :]
+    for prefix in ("/site-packages/", f"{ROOT}/", "/lib/python3"):
+        at = where.find(prefix)
+        if at >= 0:
+            rest = where[at + len(prefix) :]
+            if prefix == "/lib/python3":
+                rest = rest.split("/", 1)[-1]  # drop "11/" of "/lib/python3.11/"
+            return frame[: frame.rfind("(") + 1] + rest
+    return frame
+
+
+def summarise_profile(raw: str, cpu_per_call: float, n: int, unit: str) -> str:
+    total = ours_total = 0
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack_text.split(";")]
+        total += count
+        owner = "neutral"
+        for frame in reversed(frames):
+            owner = _frame_owner(frame)
+            if owner != "neutral":
+                break
+        if owner != "ours":
+            continue
+        ours_total += count
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + count
+        for frame in set(frames):
+            if _frame_owner(frame) == "ours":
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return "profile: no samples"
+
+    def us(count: int) -> str:
+        return f"{count / total * cpu_per_call:7.1f} µs {100 * count / total:5.1f}%"
+
+    lines = [
+        f"profile: {n} x {unit} (ollama client, sync), otel_llm spans + metrics, "
+        f"{total} on-CPU samples; median CPU {cpu_per_call:.0f} µs per {unit}.",
+        f"instrumentation (otel_llm + opentelemetry SDK, incl. the stdlib they call): "
+        f"{us(ours_total)} of it",
+        "",
+        f"inclusive, within instrumentation samples (µs per {unit}, % of it):",
+    ]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:30]:
+        lines.append(f"  {us(count)}  {_short(frame)}")
+    lines += ["", "leaf frames of instrumentation samples (self time):"]
+    for frame, count in sorted(leaf.items(), key=lambda kv: -kv[1])[:20]:
+        lines.append(f"  {us(count)}  {_short(frame)}")
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only profile otel_llm's unstreamed ollama-client call",
+    )
+    parser.add_argument("--profile-calls", type=int, default=5000)
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="comma-separated subset (bare is always included)",
+    )
+    parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=360.0,
+        help="seconds for the interleaved rounds; on a slow or busy machine the run stops "
+        "after the round that would overrun it (default 360)",
+    )
+    parser.add_argument(
+        "--report-from",
+        metavar="RAW_JSON",
+        help="rebuild the tables and RESULTS.md from a run's bench/out/raw.json; no measuring",
+    )
+    args = parser.parse_args(argv)
+    if args.report_from:
+        render(json.loads(Path(args.report_from).read_text()), write=not args.no_results)
+        return 0
+    plan = QUICK if args.quick else FULL
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
+
+    failed = ensure_venv()
+    unavailable: dict[str, str] = {}
+    for config, req_name in NEEDS.items():
+        for req, why in failed.items():
+            if req.split("=")[0].split("<")[0].split(">")[0].strip() == req_name:
+                unavailable[config] = f"pip could not install {req}: {why}"
+    server_cpu, worker_cpu = _cpus()
+    load_start = loadavg()
+    measured_rev = git_rev()  # the workers import otel_llm from the work tree as it is now
+    server = Server(plan, server_cpu)
+    workers: dict[str, Worker] = {}
+    try:
+        if args.profile:
+            profile(server.url, worker_cpu, args.profile_calls, log)
+            return 0
+        log(f"mock Ollama at {server.url}; load average {load_start}")
+        if _load1(load_start) > BUSY_LOAD:
+            log(
+                f"WARNING: the machine is busy (load {load_start}): other processes inflate "
+                "CPU times and widen the noise; a quiet machine gives cleaner numbers"
+            )
+        wanted = ["bare"] + [c for c in args.configs.split(",") if c in CONFIGS and c != "bare"]
+        for config in wanted:
+            if config in unavailable:
+                continue
+            worker = Worker(config, server.url, worker_cpu)
+            if worker.error:
+                unavailable[config] = worker.error
+                worker.close()
+                log(f"{config}: unavailable: {worker.error}")
+            else:
+                workers[config] = worker
+        if "bare" not in workers:
+            sys.exit(f"bench: the bare worker failed: {unavailable.get('bare')}")
+        loads: list[float] = [_load1(load_start)]
+        cells = measure(plan, workers, log, args.budget, loads)
+        checks: dict[str, dict[str, Any]] = {}
+        for config, worker in workers.items():
+            rep = worker.ask(cmd="report")
+            checks[config] = rep if rep.get("ok") else {"error": str(rep.get("error"))}
+        for worker in workers.values():
+            worker.close()
+        workers.clear()
+        log(f"peak RSS: a fresh worker per config, one {plan.rss_chunks:,}-chunk stream each")
+        rss_configs = [c for c in wanted if c not in unavailable]
+        rss = measure_rss(plan, server.url, rss_configs, worker_cpu, log)
+    finally:
+        for worker in workers.values():
+            worker.close()
+        server.stop()
+    for config in unavailable:
+        rss.setdefault(config, {"error": f"unavailable: {unavailable[config]}"})
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "ncpu": os.cpu_count(),
+        "server_cpu": server_cpu,
+        "worker_cpu": worker_cpu,
+        "implementation": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()}",
+        "git": measured_rev,
+        "unavailable": unavailable,
+        "load_start": load_start,
+        "load_end": loadavg(),
+        "load_max": max(loads),
+        "seconds": time.perf_counter() - started,
+        "quick": args.quick,
+        "configs": [c for c in CONFIGS if c in wanted],
+    }
+    raw = {
+        "meta": meta,
+        "plan": plan.__dict__,
+        "cells": {
+            "|".join(k): {
+                "rounds": v.rounds,
+                "spans": v.spans,
+                "calls": v.calls,
+                "parts": v.parts,
+                "broken": v.broken,
+            }
+            for k, v in cells.items()
+        },
+        "rss": rss,
+        "checks": checks,
+    }
+    OUT.mkdir(exist_ok=True)
+    (OUT / "raw.json").write_text(json.dumps(raw))
+    render(raw, write=not args.no_results)
+    return 0
+
+
+def render(raw: dict[str, Any], write: bool) -> None:
+    """Tables, targets and RESULTS.md from a run's raw data (``bench/out/raw.json``)."""
+    meta, rss, checks = raw["meta"], raw["rss"], raw["checks"]
+    plan = Plan(**raw["plan"])
+    cells: dict[tuple[str, str, str], Cell] = {}
+    for key, d in raw["cells"].items():
+        cell = Cell(spans=d["spans"], calls=d["calls"], parts=d["parts"], broken=d["broken"])
+        for batch in d["rounds"]:
+            cell.rounds.append(batch)
+            for k, v in batch.items():
+                cell.samples.setdefault(k, []).extend(v)
+        config, kind, mode = key.split("|")
+        cells[config, kind, mode] = cell
+    shown = meta["configs"]
+    unavailable = meta["unavailable"]
+    tables = summarise(cells, shown, unavailable)
+    for kind in KINDS:
+        tables[kind] = [r for r in tables[kind] if r.config in shown]
+    bare_check = checks.get("bare", {})
+    bare_row = _by(tables["ollama-sync"], "bare")
+    assert bare_row is not None
+    meta = {
+        **meta,
+        "python": bare_check.get("python", "unknown"),
+        "versions": bare_check.get("versions", {}),
+        "rounds": bare_row.rounds,
+        "calls": bare_row.n_calls,
+        "streams": bare_row.n_streams,
+    }
+    body, targets = report(plan, tables, rss, meta, checks)
+    print()
+    print(body)
+    print("Targets (official ollama client, otel_llm spans + metrics):")
+    for line in targets:
+        print("  " + line)
+    if write:
+        write_results(plan, meta["quick"], body, targets, meta)
+        print(f"\nwrote {RESULTS.relative_to(ROOT)} (run took {meta['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
