@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import sys
 import threading
-import types
 
-from otel_llm.testing import mock_ollama
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
 
 CALL_MODEL = "bench-call"
@@ -40,7 +37,6 @@ def main() -> int:
         STREAM_MODEL: Scenario(chunks=args.chunks, chunk_delay=args.chunk_delay),
         RSS_MODEL: Scenario(chunks=args.rss_chunks),
     }
-    _tcp_nodelay(mock_ollama)
     mock = MockOllama(scenarios, models=list(scenarios), port=args.port)
     mock.requests = _Discard()  # no per-request record: 100,000s of requests, steady memory
     mock.start()
@@ -52,25 +48,6 @@ def main() -> int:
         pass
     mock.stop()
     return 0
-
-
-def _tcp_nodelay(module: types.ModuleType) -> None:
-    """Make the mock's listening socket say ``IPPROTO_TCP`` so asyncio sets ``TCP_NODELAY``.
-
-    asyncio turns Nagle off only on sockets whose ``proto`` is ``IPPROTO_TCP``; one made
-    as ``socket.socket(AF_INET, SOCK_STREAM)`` has proto 0, and so do the sockets it
-    accepts. The mock then writes the response head and body in two segments, the body
-    waits for the client's delayed ACK, and every call takes ~44 ms (a real Ollama, in
-    Go, sets ``TCP_NODELAY``). Harmless once the mock passes the protocol itself.
-    """
-    shim = types.ModuleType("socket")
-    shim.__dict__.update(socket.__dict__)
-
-    def tcp_socket(family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
-        return socket.socket(family, kind, socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else 0)
-
-    shim.socket = tcp_socket  # type: ignore[attr-defined]
-    module.socket = shim  # type: ignore[attr-defined]
 
 
 class _Discard(list):  # type: ignore[type-arg]

@@ -270,3 +270,65 @@ def test_internal_failure_is_logged_once_and_call_goes_on(
     assert 3 == len(spans.llm())
     warnings = [r for r in caplog.records if r.name == "otel_llm"]
     assert 1 == len(warnings)
+
+
+def test_fifty_thousand_chunk_stream_memory_flat(spans: Spans) -> None:
+    """Observing a 50,000-chunk stream holds no chunk: traced memory stays flat."""
+    import tracemalloc
+
+    line = NDJSON_CHAT[1]
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(50_000):
+            yield bytes(line)  # a fresh object each time, as a socket read would be
+        yield NDJSON_CHAT[3]
+
+    client = sync_client(httpx, chunks, "application/x-ndjson")
+    tracemalloc.start()
+    try:
+        with client.stream("POST", "/api/chat", json=CHAT) as response:
+            for i, _ in enumerate(response.iter_raw()):
+                if i == 1_000:
+                    tracemalloc.reset_peak()
+                    base = tracemalloc.get_traced_memory()[0]
+            peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 64 * 1024
+    attrs = spans.one().attributes
+    assert (50_001, "final") == (attrs["otel_llm.stream.chunks"], attrs["otel_llm.stream.ended_by"])
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_wsgi_and_asgi_transports(kind: str, spans: Spans) -> None:
+    """Apps mounted with httpx's WSGI/ASGI transports are traced like any server."""
+    body = NDJSON_CHAT[3]
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("content-type", "application/x-ndjson")])
+        return [body]
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/x-ndjson")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    if kind == "wsgi":
+        with httpx.Client(transport=httpx.WSGITransport(app=wsgi_app)) as client:
+            assert body == client.post("http://ollama.local/api/chat", json=CHAT).content
+    else:
+
+        async def run() -> bytes:
+            transport = httpx.ASGITransport(app=asgi_app)
+            async with httpx.AsyncClient(transport=transport) as client:
+                return (await client.post("http://ollama.local/api/chat", json=CHAT)).content
+
+        assert body == asyncio.run(run())
+    attrs = spans.one().attributes
+    assert (173, "ollama.local") == (attrs["gen_ai.usage.input_tokens"], attrs["server.address"])
