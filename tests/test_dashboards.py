@@ -39,7 +39,14 @@ import yaml
 
 from otel_llm import instruments, prometheus
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
-from tests.test_prometheus_real import PromQL, free_port, stop, wait_for
+from tests.test_prometheus_real import (
+    PromQL,
+    free_port,
+    launch_app,
+    launch_prometheus,
+    stop,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards"
@@ -362,31 +369,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
                 "OTEL_EXPORTER_PROMETHEUS_PORT": str(metrics_port),
             }
-            with open(work / "app.log", "wb") as log:
-                app = subprocess.Popen(
-                    [sys.executable, str(work / "app.py"), str(work), mock.url],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(app)
-            wait_for("the app", lambda: (work / "ready").exists() or app.poll() is not None)
-            assert app.poll() is None, (work / "app.log").read_text()
-            with open(work / "prometheus.log", "wb") as log:
-                prom = subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={work / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={work / 'data'}",
-                        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                        "--enable-feature=exemplar-storage",
-                        "--log.level=warn",
-                    ],
-                    cwd=work,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(prom)
+            app = launch_app(work, mock.url, env, processes)
+            launch_prometheus(binary, work, prometheus_port, processes)
             api = PromQL(prometheus_port)
             wait_for("a scrape", lambda: api.scalar('up{job="otel-llm-direct"}') == 1.0)
             # rate() needs two scrapes inside its window that both saw traffic.

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import otel_llm
+from otel_llm._setup import _JAEGER_ENV
 from otel_llm.testing.mock_ollama import MockOllama
 
 thrift = pytest.importorskip("thrift", reason="the [jaeger] extra is not installed")
@@ -37,15 +38,7 @@ from thrift.transport.TTransport import TMemoryBuffer  # noqa: E402
 
 # Constants opentelemetry-sdk dropped after the exporter's last release; the exporter
 # still imports them from opentelemetry.sdk.environment_variables. Each is its own name.
-JAEGER_ENV = (
-    "OTEL_EXPORTER_JAEGER_AGENT_HOST",
-    "OTEL_EXPORTER_JAEGER_AGENT_PORT",
-    "OTEL_EXPORTER_JAEGER_AGENT_SPLIT_OVERSIZED_BATCHES",
-    "OTEL_EXPORTER_JAEGER_ENDPOINT",
-    "OTEL_EXPORTER_JAEGER_PASSWORD",
-    "OTEL_EXPORTER_JAEGER_TIMEOUT",
-    "OTEL_EXPORTER_JAEGER_USER",
-)
+JAEGER_ENV = _JAEGER_ENV  # the names otel_llm._setup puts back before importing
 
 
 def exporter_module() -> Any:

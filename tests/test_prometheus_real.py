@@ -151,6 +151,45 @@ class PromQL:
         return [e for series in response.json()["data"] for e in series["exemplars"]]
 
 
+def launch_app(
+    work: Any, mock_url: str, env: dict[str, str], processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """Start ``work/app.py`` (instrumented, serving /metrics) and wait until it says ready."""
+    with open(work / "app.log", "wb") as log:
+        app = subprocess.Popen(
+            [sys.executable, str(work / "app.py"), str(work), mock_url],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    processes.append(app)
+    wait_for("the app", lambda: (work / "ready").exists() or app.poll() is not None)
+    assert app.poll() is None, (work / "app.log").read_text()
+    return app
+
+
+def launch_prometheus(
+    binary: str, work: Any, port: int, processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """A real Prometheus on 127.0.0.1:port with exemplar storage, data in ``work``."""
+    with open(work / "prometheus.log", "wb") as log:
+        prom = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
+                "--log.level=warn",
+            ],
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    processes.append(prom)
+    return prom
+
+
 @pytest.fixture(scope="module")
 def scraped(
     tmp_path_factory: pytest.TempPathFactory,
@@ -184,30 +223,8 @@ def scraped(
                 "STREAMED": str(STREAMED),
                 "V1": str(V1),
             }
-            with open(work / "app.log", "wb") as log:
-                app = subprocess.Popen(
-                    [sys.executable, str(work / "app.py"), str(work), mock.url],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(app)
-            wait_for("the app", lambda: (work / "ready").exists() or app.poll() is not None)
-            assert app.poll() is None, (work / "app.log").read_text()
-            with open(work / "prometheus.log", "wb") as log:
-                prom = subprocess.Popen(
-                    [
-                        PROMETHEUS,
-                        f"--config.file={work / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={work / 'data'}",
-                        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                        "--enable-feature=exemplar-storage",
-                        "--log.level=warn",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(prom)
+            app = launch_app(work, mock.url, env, processes)
+            launch_prometheus(PROMETHEUS, work, prometheus_port, processes)
             api = PromQL(prometheus_port)
             wait_for("a first scrape", lambda: api.scalar('up{job="direct"}') == 1.0)
             (work / "go").touch()
