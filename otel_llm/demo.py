@@ -129,6 +129,13 @@ def print_tree(spans: Sequence[ReadableSpan], out: Any = sys.stdout) -> None:
         walk(root.context.span_id if root.context else None, 1)
 
 
+_LABELS = (
+    ("gen_ai.operation.name", "op"),
+    ("gen_ai.request.model", "model"),
+    ("gen_ai.token.type", "tokens"),
+)
+
+
 def print_metrics(reader: InMemoryMetricReader, out: Any = sys.stdout) -> None:
     data = reader.get_metrics_data()
     if data is None:
@@ -141,10 +148,7 @@ def print_metrics(reader: InMemoryMetricReader, out: Any = sys.stdout) -> None:
                 for point in metric.data.data_points:
                     attrs = dict(point.attributes or {})
                     label = ",".join(
-                        f"{k.split('.')[-1]}={v}"
-                        for k, v in attrs.items()
-                        if k
-                        in ("gen_ai.request.model", "gen_ai.operation.name", "gen_ai.token.type")
+                        f"{short}={attrs[key]}" for key, short in _LABELS if key in attrs
                     )
                     count = getattr(point, "count", None)
                     total = getattr(point, "sum", getattr(point, "value", 0))
