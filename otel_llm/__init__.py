@@ -70,6 +70,9 @@ def instrument(
         traces_exporter: like ``OTEL_TRACES_EXPORTER`` when we build the provider.
         baggage_keys: baggage keys copied to span attributes besides the defaults
             (``session.id``, ``user.id``, ``gen_ai.agent.name``, ``otel_llm.tag.*``).
+        **options: the metrics and logs switches (``metrics``, ``server_metrics``,
+            ``latest_metrics``, ``max_models``, ``prometheus_port``, ``prometheus_host``,
+            ``log_events``, ``ollama_residency``; see docs/metrics.md).
     """
     if is_instrumented():
         return
