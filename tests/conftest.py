@@ -29,6 +29,22 @@ _PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 trace.set_tracer_provider(_PROVIDER)
 
 
+CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require(tool: str, package: str | None = None) -> str:
+    """The path of a real program a test needs: a failure under CI=true, a skip elsewhere."""
+    import shutil
+
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} not found (apt-get install -y {package or tool})"
+        if CI:
+            pytest.fail(message + "; CI=true needs it")
+        pytest.skip(message)
+    return path
+
+
 class Spans:
     """The spans finished during one test."""
 

@@ -39,6 +39,7 @@ import yaml
 
 from otel_llm import instruments, prometheus
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
+from tests.conftest import require
 from tests.test_prometheus_real import (
     PromQL,
     free_port,
@@ -52,7 +53,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = ROOT / "dashboards"
 SCHEMA = DASHBOARDS / "schema" / "dashboard.jsonschema.json"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
-CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def load_build() -> ModuleType:
@@ -330,13 +330,7 @@ class Live:
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        message = "prometheus not found (apt-get install -y prometheus)"
-        if CI:
-            pytest.fail(message + "; CI=true needs it")
-        pytest.skip(message)
-    return path
+    return require("prometheus")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,10 +21,10 @@ import httpx
 import pytest
 
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
+from tests.conftest import require
 
 pytestmark = pytest.mark.real_component
 
-PROMETHEUS = shutil.which("prometheus")
 FAST, STREAMED, V1 = 6, 4, 2  # calls the instrumented process makes of each kind
 
 # The instrumented app: spans go to a JSON-lines file, metrics to its own /metrics.
@@ -195,10 +194,7 @@ def scraped(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[PromQL, list[dict[str, Any]], float]]:
     """Prometheus that has scraped every call of the instrumented subprocess; its spans."""
-    if PROMETHEUS is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (apt-get install -y prometheus)")
-        pytest.skip("prometheus is not installed (apt-get install -y prometheus)")
+    prometheus = require("prometheus")
     work = tmp_path_factory.mktemp("prometheus")
     metrics_port, prometheus_port = free_port(), free_port()
     (work / "prometheus.yml").write_text(CONFIG.format(port=metrics_port))
@@ -224,7 +220,7 @@ def scraped(
                 "V1": str(V1),
             }
             app = launch_app(work, mock.url, env, processes)
-            launch_prometheus(PROMETHEUS, work, prometheus_port, processes)
+            launch_prometheus(prometheus, work, prometheus_port, processes)
             api = PromQL(prometheus_port)
             wait_for("a first scrape", lambda: api.scalar('up{job="direct"}') == 1.0)
             (work / "go").touch()

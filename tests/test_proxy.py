@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -32,7 +31,7 @@ import otel_llm
 from otel_llm.prometheus import PrometheusReader
 from otel_llm.proxy import ProxyConfig, ProxyServer
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
-from tests.conftest import Spans
+from tests.conftest import Spans, require
 
 QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
 CHAT = {"model": "llama3.2", "messages": QUESTION}
@@ -848,12 +847,7 @@ JS_DIR = ROOT / "tests" / "js"
 
 
 def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{tool} is required when CI=true")
-        pytest.skip(f"{tool} not installed")
-    return path
+    return require(tool, "nodejs npm" if tool in ("node", "npm") else tool)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -48,11 +48,7 @@ def mock() -> Iterator[MockOllama]:
 class TestCommand:
     def test_serves_traces_and_stops(self, mock: MockOllama, tmp_path: Path) -> None:
         """From env vars: serves curl with auth, continues its trace, exports spans, exits 0."""
-        curl = shutil.which("curl")
-        if curl is None:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail("curl is required when CI=true")
-            pytest.skip("curl not installed")
+        curl = require("curl")
         tokens = tmp_path / "tokens"
         tokens.write_text("cli-secret\n")
         env = {

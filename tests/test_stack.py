@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -25,11 +24,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.conftest import require
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.observability.yml"
 DEPLOY = ROOT / "deploy"
 PRODUCTION = DEPLOY / "production"
-CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def load(path: Path) -> Any:
@@ -503,13 +503,7 @@ def mount_target(service: Mapping[str, Any], source: str) -> str:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool not found (apt-get install -y prometheus)"
-        if CI:
-            pytest.fail(message + "; CI=true needs it")
-        pytest.skip(message)
-    return path
+    return require("promtool", "prometheus")
 
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
