@@ -45,9 +45,24 @@ class Settings:
     http_spans: bool = False
     cold_load_seconds: float = 0.25
     baggage_keys: frozenset[str] = frozenset()
+    _providers_seen: dict[tuple[str, int | None, bool], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def provider_for(self, host: str, port: int | None, native: bool) -> str:
-        """The ``gen_ai.provider.name`` for a server, decided by configuration, not by SDK."""
+        """The ``gen_ai.provider.name`` for a server, decided by configuration, not by SDK.
+
+        Decided once per server: apps talk to a handful, so the answer is remembered.
+        """
+        seen = self._providers_seen
+        found = seen.get((host, port, native))
+        if found is None:
+            found = self._decide_provider(host, port, native)
+            if len(seen) < 1024:
+                seen[(host, port, native)] = found
+        return found
+
+    def _decide_provider(self, host: str, port: int | None, native: bool) -> str:
         key = host_key(host, port)
         if key in self.providers:
             return self.providers[key]

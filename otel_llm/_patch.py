@@ -76,9 +76,10 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
         parsed = loads(body)
         if isinstance(parsed, dict):
             adapter.read_request(call, parsed)
-    call.span = _span.start(call, state.tracer)
+    entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
+    call.span = _span.start(call, state.tracer, entries)
     if settings.propagate:
-        _inject(request, call)
+        _inject(request, call, bool(entries))
     return call
 
 
@@ -87,7 +88,7 @@ _w3c_textmap: list[Any] = [None]
 
 
 @guarded(None)
-def _inject(request: Any, call: LLMCall) -> None:
+def _inject(request: Any, call: LLMCall, has_baggage: bool) -> None:
     """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy).
 
     With the default W3C propagators and no baggage, the header is written directly:
@@ -103,7 +104,7 @@ def _inject(request: Any, call: LLMCall) -> None:
             return
         _w3c_textmap[0] = textmap
     ctx = span.get_span_context()
-    if not ctx.is_valid or baggage.get_all():
+    if not ctx.is_valid or has_baggage:
         propagate.inject(request.headers, context=trace.set_span_in_context(span))
         return
     headers = request.headers
@@ -121,11 +122,10 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
     if status >= 400:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
-    try:
-        content = response.content  # set when a transport built the body from bytes
-    except Exception:
+    if not response.is_stream_consumed:
         response.stream = observer(response.stream, call, parser)
         return True
+    content = response.content  # a transport built the body from bytes: already read
     if content:
         call.first_chunk_ns = call.headers_ns
         if not parser.feed(content):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -19,7 +20,7 @@ __all__ = ["end", "start"]
 _NS = 1e-9
 
 
-def start(call: LLMCall, tracer: Tracer) -> Span:
+def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = None) -> Span:
     """Open the CLIENT span ``"{operation} {model}"`` with the request attributes."""
     attrs: dict[str, AttributeValue] = {
         sc.OPERATION_NAME: call.operation,
@@ -35,7 +36,7 @@ def start(call: LLMCall, tracer: Tracer) -> Span:
         attrs[sc.REQUEST_STREAM] = True
     if call.request_attributes:
         attrs.update(call.request_attributes)
-    tagged = attributes_from_baggage(call.settings.baggage_keys)
+    tagged = attributes_from_baggage(call.settings.baggage_keys, entries)
     if tagged:
         attrs.update(tagged)
     settings = call.settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar, cast
 
 from opentelemetry import baggage, context
@@ -90,9 +90,12 @@ def tags(
     return Tags(values)
 
 
-def attributes_from_baggage(allowed: frozenset[str]) -> dict[str, str]:
-    """The allowed baggage entries of the current context, as span attributes."""
-    entries = baggage.get_all()
+def attributes_from_baggage(
+    allowed: frozenset[str], entries: Mapping[str, object] | None = None
+) -> dict[str, str]:
+    """The allowed baggage entries (of the current context unless given), as span attributes."""
+    if entries is None:
+        entries = baggage.get_all()
     if not entries:
         return {}
     return {
