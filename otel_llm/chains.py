@@ -118,4 +118,4 @@ def tool(
 
 def retrieval(name: str, **attributes: AttributeValue) -> Step:
     """A retrieval step (vector search, RAG lookup) before the model is called."""
-    return Step("retrieval", name, {"gen_ai.data_source.id": name, **attributes})
+    return Step(sc.RETRIEVAL, name, {sc.DATA_SOURCE_ID: name, **attributes})

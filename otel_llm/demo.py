@@ -20,6 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_llm
+from otel_llm import semconv as sc
+from otel_llm.instruments import TOKEN_TYPE
 
 CHAT_MODEL = os.environ.get("OTEL_LLM_DEMO_MODEL", "llama3.2")
 EMBED_MODEL = os.environ.get("OTEL_LLM_DEMO_EMBED_MODEL", "all-minilm")
@@ -93,19 +95,19 @@ def _line(span: ReadableSpan) -> str:
     attrs = dict(span.attributes or {})
     ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     bits = [f"{span.name}", f"{ms:7.1f} ms"]
-    if "gen_ai.usage.input_tokens" in attrs:
-        out = attrs.get("gen_ai.usage.output_tokens", "-")
+    if sc.USAGE_INPUT_TOKENS in attrs:
+        out = attrs.get(sc.USAGE_OUTPUT_TOKENS, "-")
         bits.append(f"tokens in={attrs['gen_ai.usage.input_tokens']!s} out={out!s}")
-    ttfc = attrs.get("gen_ai.response.time_to_first_chunk")
+    ttfc = attrs.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
     if isinstance(ttfc, float):
         bits.append(f"ttfc={ttfc * 1e3:.1f} ms")
-    decode = attrs.get("ollama.decode.tokens_per_second")
+    decode = attrs.get(sc.OLLAMA_DECODE_TOKENS_PER_SECOND)
     if isinstance(decode, float):
         bits.append(f"decode={decode:.0f} tok/s")
-    tools = attrs.get("otel_llm.tool_calls.names")
+    tools = attrs.get(sc.TOOL_CALL_NAMES)
     if isinstance(tools, (list, tuple)):
         bits.append(f"tool_calls={list(tools)}")
-    if "error.type" in attrs:
+    if sc.ERROR_TYPE in attrs:
         bits.append(f"ERROR {attrs['error.type']!s}")
     return "  ".join(bits)
 
@@ -130,9 +132,9 @@ def print_tree(spans: Sequence[ReadableSpan], out: Any = sys.stdout) -> None:
 
 
 _LABELS = (
-    ("gen_ai.operation.name", "op"),
-    ("gen_ai.request.model", "model"),
-    ("gen_ai.token.type", "tokens"),
+    (sc.OPERATION_NAME, "op"),
+    (sc.REQUEST_MODEL, "model"),
+    (TOKEN_TYPE, "tokens"),
 )
 
 

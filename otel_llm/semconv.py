@@ -65,6 +65,8 @@ TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 TOOL_TYPE: Final = "gen_ai.tool.type"
 TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
+DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+RETRIEVAL: Final = "retrieval"
 
 # -- Ollama's own timings (the server's clock; seconds, converted from ns) ------
 OLLAMA_TOTAL_DURATION: Final = "ollama.total_duration"

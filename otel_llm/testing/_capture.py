@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
+from otel_llm import semconv as sc
 from otel_llm.testing import _checks, otlp_json
 from otel_llm.testing._checks import MetricPoint
 from otel_llm.testing._model import from_readable
@@ -51,7 +52,7 @@ from otel_llm.testing._view import TraceView
 
 __all__ = ["VOLATILE_ATTRIBUTES", "CaptureLLM", "IncrementalIdGenerator", "capture"]
 
-VOLATILE_ATTRIBUTES: Final = ("server.port", "gen_ai.response.time_to_first_chunk")
+VOLATILE_ATTRIBUTES: Final = (sc.SERVER_PORT, sc.RESPONSE_TIME_TO_FIRST_CHUNK)
 """Attributes ``as_dicts()`` replaces by ``"<volatile>"``: the mock's port, client timings."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from otel_llm import semconv as sc
+from otel_llm.instruments import TOKEN_TYPE
 from otel_llm.testing._model import (
     CONTENT_ATTRIBUTES,
     CONTENT_EVENTS,
@@ -31,53 +33,53 @@ __all__ = [
 ]
 
 _INT: Final = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.cache_read.input_tokens",
+    sc.USAGE_INPUT_TOKENS,
+    sc.USAGE_OUTPUT_TOKENS,
+    sc.USAGE_CACHE_READ_INPUT_TOKENS,
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_write.input_tokens",
     "gen_ai.usage.reasoning.output_tokens",
-    "gen_ai.request.max_tokens",
-    "gen_ai.request.seed",
-    "gen_ai.request.top_k",
-    "gen_ai.request.choice.count",
-    "gen_ai.embeddings.dimension.count",
-    "server.port",
+    sc.REQUEST_MAX_TOKENS,
+    sc.REQUEST_SEED,
+    sc.REQUEST_TOP_K,
+    sc.REQUEST_CHOICE_COUNT,
+    sc.EMBEDDINGS_DIMENSION_COUNT,
+    sc.SERVER_PORT,
 )
 _DOUBLE: Final = (
-    "gen_ai.request.temperature",
-    "gen_ai.request.top_p",
-    "gen_ai.request.frequency_penalty",
-    "gen_ai.request.presence_penalty",
-    "gen_ai.response.time_to_first_chunk",
+    sc.REQUEST_TEMPERATURE,
+    sc.REQUEST_TOP_P,
+    sc.REQUEST_FREQUENCY_PENALTY,
+    sc.REQUEST_PRESENCE_PENALTY,
+    sc.RESPONSE_TIME_TO_FIRST_CHUNK,
 )
 _STRING: Final = (
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.response.id",
-    "gen_ai.output.type",
-    "gen_ai.conversation.id",
-    "gen_ai.request.reasoning.level",
-    "server.address",
-    "error.type",
+    sc.OPERATION_NAME,
+    sc.PROVIDER_NAME,
+    sc.REQUEST_MODEL,
+    sc.RESPONSE_MODEL,
+    sc.RESPONSE_ID,
+    sc.OUTPUT_TYPE,
+    sc.CONVERSATION_ID,
+    sc.REQUEST_REASONING_LEVEL,
+    sc.SERVER_ADDRESS,
+    sc.ERROR_TYPE,
 )
 _STRINGS: Final = (
-    "gen_ai.response.finish_reasons",
-    "gen_ai.request.stop_sequences",
-    "gen_ai.request.encoding_formats",
+    sc.RESPONSE_FINISH_REASONS,
+    sc.REQUEST_STOP_SEQUENCES,
+    sc.REQUEST_ENCODING_FORMATS,
 )
 _NON_NEGATIVE: Final = (
     *(k for k in _INT if k.startswith("gen_ai.usage.")),
-    "gen_ai.response.time_to_first_chunk",
+    sc.RESPONSE_TIME_TO_FIRST_CHUNK,
 )
 DEPRECATED: Final = {
-    "gen_ai.system": "gen_ai.provider.name",
-    "gen_ai.usage.prompt_tokens": "gen_ai.usage.input_tokens",
-    "gen_ai.usage.completion_tokens": "gen_ai.usage.output_tokens",
-    "gen_ai.openai.request.seed": "gen_ai.request.seed",
-    "gen_ai.openai.request.response_format": "gen_ai.output.type",
+    sc.LEGACY_SYSTEM: sc.PROVIDER_NAME,
+    "gen_ai.usage.prompt_tokens": sc.USAGE_INPUT_TOKENS,
+    "gen_ai.usage.completion_tokens": sc.USAGE_OUTPUT_TOKENS,
+    "gen_ai.openai.request.seed": sc.REQUEST_SEED,
+    "gen_ai.openai.request.response_format": sc.OUTPUT_TYPE,
 }
 
 
@@ -99,11 +101,11 @@ def span_semconv_problems(record: SpanRecord, *, allow_legacy: bool = False) -> 
     """What one LLM span lacks or gets wrong."""
     attrs = record.attributes
     problems: list[str] = []
-    for name in ("gen_ai.operation.name", "gen_ai.provider.name"):
+    for name in (sc.OPERATION_NAME, sc.PROVIDER_NAME):
         if not attrs.get(name):
             problems.append(f"missing required {name}")
-    operation = attrs.get("gen_ai.operation.name")
-    model = attrs.get("gen_ai.request.model")
+    operation = attrs.get(sc.OPERATION_NAME)
+    model = attrs.get(sc.REQUEST_MODEL)
     if model is None and record.name != operation:
         problems.append(
             "missing gen_ai.request.model (conditionally required when the request names a"
@@ -114,13 +116,13 @@ def span_semconv_problems(record: SpanRecord, *, allow_legacy: bool = False) -> 
         problems.append(f"span name should be {expected_name!r}, got {record.name!r}")
     if record.kind not in ("CLIENT", "INTERNAL"):
         problems.append(f"span kind should be CLIENT, got {record.kind}")
-    if "server.address" in attrs and "server.port" not in attrs:
+    if sc.SERVER_ADDRESS in attrs and sc.SERVER_PORT not in attrs:
         problems.append("missing server.port (conditionally required when server.address is set)")
-    if record.status == "ERROR" and not attrs.get("error.type"):
+    if record.status == "ERROR" and not attrs.get(sc.ERROR_TYPE):
         problems.append("status is ERROR but error.type is missing (conditionally required)")
-    if attrs.get("error.type") and record.status != "ERROR":
+    if attrs.get(sc.ERROR_TYPE) and record.status != "ERROR":
         problems.append(f"error.type={attrs['error.type']!r} but the status is {record.status}")
-    if attrs.get("gen_ai.request.choice.count") == 1:
+    if attrs.get(sc.REQUEST_CHOICE_COUNT) == 1:
         problems.append("gen_ai.request.choice.count is set only when it is not 1")
     for name, value in attrs.items():
         problem = _type_problem(name, value)
@@ -181,40 +183,25 @@ class MetricPoint:
 
 
 def _names() -> dict[str, str]:
-    """Metric names from ``otel_llm.instruments`` (one place for them), with fallbacks."""
-    names = {
-        "duration": "gen_ai.client.operation.duration",
-        "token_usage": "gen_ai.client.token.usage",
-        "inference_duration": "gen_ai.client.inference.duration",
-        "embeddings_duration": "gen_ai.client.embeddings.duration",
-        "usage_input": "gen_ai.client.inference.usage.input_tokens",
-        "usage_output": "gen_ai.client.inference.usage.output_tokens",
-        "embeddings_input": "gen_ai.client.embeddings.operation.input_tokens",
+    """The metric names the checks read, from ``otel_llm.instruments`` (their one home)."""
+    from otel_llm import instruments as ins
+
+    return {
+        "duration": ins.OPERATION_DURATION.name,
+        "token_usage": ins.TOKEN_USAGE.name,
+        "inference_duration": ins.INFERENCE_DURATION.name,
+        "embeddings_duration": ins.EMBEDDINGS_DURATION.name,
+        "usage_input": ins.INFERENCE_USAGE_INPUT.name,
+        "usage_output": ins.INFERENCE_USAGE_OUTPUT.name,
+        "embeddings_input": ins.EMBEDDINGS_INPUT.name,
     }
-    try:
-        from otel_llm import instruments as ins
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return names
-    for key, attr in (
-        ("duration", "OPERATION_DURATION"),
-        ("token_usage", "TOKEN_USAGE"),
-        ("inference_duration", "INFERENCE_DURATION"),
-        ("embeddings_duration", "EMBEDDINGS_DURATION"),
-        ("usage_input", "INFERENCE_USAGE_INPUT"),
-        ("usage_output", "INFERENCE_USAGE_OUTPUT"),
-        ("embeddings_input", "EMBEDDINGS_INPUT"),
-    ):
-        spec = getattr(ins, attr, None)
-        if spec is not None and isinstance(getattr(spec, "name", None), str):
-            names[key] = spec.name
-    return names
 
 
 Group = tuple[str, str]  # (operation, request model)
 
 
 def _group(attrs: Mapping[str, Any]) -> Group:
-    return (str(attrs.get("gen_ai.operation.name", "")), str(attrs.get("gen_ai.request.model", "")))
+    return (str(attrs.get(sc.OPERATION_NAME, "")), str(attrs.get(sc.REQUEST_MODEL, "")))
 
 
 def _label(group: Group) -> str:
@@ -275,32 +262,32 @@ def metrics_problems(records: Sequence[SpanRecord], points: Sequence[MetricPoint
         return sums
 
     def is_embeddings(r: SpanRecord) -> bool:
-        return r.attributes.get("gen_ai.operation.name") == "embeddings"
+        return r.attributes.get(sc.OPERATION_NAME) == "embeddings"
 
     if not latest:
         for token_type, attr in (
-            ("input", "gen_ai.usage.input_tokens"),
-            ("output", "gen_ai.usage.output_tokens"),
+            ("input", sc.USAGE_INPUT_TOKENS),
+            ("output", sc.USAGE_OUTPUT_TOKENS),
         ):
             compare(
                 f"{token_type} tokens ({names['token_usage']})",
                 span_sum(attr, lambda r: True),
-                metric_sum(names["token_usage"], {"gen_ai.token.type": token_type}),
+                metric_sum(names["token_usage"], {TOKEN_TYPE: token_type}),
             )
         return problems
     compare(
         f"input tokens ({names['usage_input']})",
-        span_sum("gen_ai.usage.input_tokens", lambda r: not is_embeddings(r)),
+        span_sum(sc.USAGE_INPUT_TOKENS, lambda r: not is_embeddings(r)),
         metric_sum(names["usage_input"]),
     )
     compare(
         f"output tokens ({names['usage_output']})",
-        span_sum("gen_ai.usage.output_tokens", lambda r: not is_embeddings(r)),
+        span_sum(sc.USAGE_OUTPUT_TOKENS, lambda r: not is_embeddings(r)),
         metric_sum(names["usage_output"]),
     )
     compare(
         f"embeddings input tokens ({names['embeddings_input']})",
-        span_sum("gen_ai.usage.input_tokens", lambda r: is_embeddings(r) and r.status != "ERROR"),
+        span_sum(sc.USAGE_INPUT_TOKENS, lambda r: is_embeddings(r) and r.status != "ERROR"),
         metric_sum(names["embeddings_input"]),
     )
     return problems

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otel_llm import semconv as sc
 from otel_llm.testing._model import SpanRecord
 from otel_llm.testing.match import Matcher, as_matcher
 
@@ -118,10 +119,7 @@ def _duration(record: SpanRecord) -> float:
 
 
 def _total_tokens(record: SpanRecord) -> int | None:
-    values = [
-        record.attributes.get(k)
-        for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
-    ]
+    values = [record.attributes.get(k) for k in (sc.USAGE_INPUT_TOKENS, sc.USAGE_OUTPUT_TOKENS)]
     numbers = [v for v in values if isinstance(v, int)]
     return sum(numbers) if numbers else None
 
@@ -131,16 +129,16 @@ _STATUS = {"ok": ("UNSET", "OK"), "error": ("ERROR",), "unset": ("UNSET",)}
 VALUES: dict[str, Callable[[SpanRecord], Any]] = {
     "name": lambda r: r.name,
     "kind": lambda r: r.kind,
-    "operation": _attr("gen_ai.operation.name"),
-    "model": _attr("gen_ai.request.model"),
-    "response_model": _attr("gen_ai.response.model"),
-    "provider": _attr("gen_ai.provider.name"),
-    "tool": _attr("gen_ai.tool.name"),
-    "agent": _attr("gen_ai.agent.name"),
-    "workflow": _attr("gen_ai.workflow.name"),
-    "error_type": _attr("error.type"),
-    "input_tokens": _attr("gen_ai.usage.input_tokens"),
-    "output_tokens": _attr("gen_ai.usage.output_tokens"),
+    "operation": _attr(sc.OPERATION_NAME),
+    "model": _attr(sc.REQUEST_MODEL),
+    "response_model": _attr(sc.RESPONSE_MODEL),
+    "provider": _attr(sc.PROVIDER_NAME),
+    "tool": _attr(sc.TOOL_NAME),
+    "agent": _attr(sc.AGENT_NAME),
+    "workflow": _attr(sc.WORKFLOW_NAME),
+    "error_type": _attr(sc.ERROR_TYPE),
+    "input_tokens": _attr(sc.USAGE_INPUT_TOKENS),
+    "output_tokens": _attr(sc.USAGE_OUTPUT_TOKENS),
     "total_tokens": _total_tokens,
     "duration": _duration,
     "trace_id": lambda r: r.trace_id,

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
+from otel_llm import semconv as sc
 from otel_llm.testing import _checks, _shape
 from otel_llm.testing._model import SpanRecord
 from otel_llm.testing._select import Index, selector
@@ -47,15 +48,15 @@ def summarize(record: SpanRecord) -> str:
     tokens = [
         f"{label}={attrs[key]}"
         for label, key in (
-            ("in", "gen_ai.usage.input_tokens"),
-            ("out", "gen_ai.usage.output_tokens"),
+            ("in", sc.USAGE_INPUT_TOKENS),
+            ("out", sc.USAGE_OUTPUT_TOKENS),
         )
         if key in attrs
     ]
     if tokens:
         parts.append(" ".join(tokens))
     if record.status == "ERROR":
-        error = attrs.get("error.type")
+        error = attrs.get(sc.ERROR_TYPE)
         parts.append(f"ERROR {error}" if error else "ERROR")
     else:
         parts.append("ok")
@@ -146,7 +147,7 @@ class SpanView(_Base):
 
     @property
     def error_type(self) -> str | None:
-        value = self.record.attributes.get("error.type")
+        value = self.record.attributes.get(sc.ERROR_TYPE)
         return None if value is None else str(value)
 
     @property
@@ -160,33 +161,33 @@ class SpanView(_Base):
 
     @property
     def operation(self) -> str | None:
-        return _str(self.get("gen_ai.operation.name"))
+        return _str(self.get(sc.OPERATION_NAME))
 
     @property
     def model(self) -> str | None:
-        return _str(self.get("gen_ai.request.model"))
+        return _str(self.get(sc.REQUEST_MODEL))
 
     @property
     def provider(self) -> str | None:
-        return _str(self.get("gen_ai.provider.name"))
+        return _str(self.get(sc.PROVIDER_NAME))
 
     @property
     def input_tokens(self) -> int | None:
-        return _int(self.get("gen_ai.usage.input_tokens"))
+        return _int(self.get(sc.USAGE_INPUT_TOKENS))
 
     @property
     def output_tokens(self) -> int | None:
-        return _int(self.get("gen_ai.usage.output_tokens"))
+        return _int(self.get(sc.USAGE_OUTPUT_TOKENS))
 
     @property
     def time_to_first_chunk(self) -> float | None:
-        value = self.get("gen_ai.response.time_to_first_chunk")
+        value = self.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
         return float(value) if isinstance(value, (int, float)) else None
 
     @property
     def requested_tools(self) -> list[str]:
         """Tool names the model asked for in this call (``otel_llm.tool_calls.names``)."""
-        return list(self.get("otel_llm.tool_calls.names", ()))
+        return list(self.get(sc.TOOL_CALL_NAMES, ()))
 
     # -- relations
     @property
@@ -701,7 +702,7 @@ class TraceView(_Base):
 
     def retrievals(self, name: Any = None, **fields: Any) -> SpanSet:
         """``retrieval`` spans (``otel_llm.retrieval``), by data source."""
-        attrs = None if name is None else {"gen_ai.data_source.id": name}
+        attrs = None if name is None else {sc.DATA_SOURCE_ID: name}
         return self._select(
             "retrieval spans", {"operation": "retrieval"}, None, (), {"attrs": attrs, **fields}
         )
