@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -27,6 +24,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import instruments
 from otel_llm import semconv as sc
 from otel_llm._config import OLLAMA_DEFAULT_PORT, Settings, parse_ollama_host
+from otel_llm.adapters.ollama import PS_PATH, Loaded, parse_ps
 
 __all__ = ["Loaded", "Residency", "parse_ps", "start"]
 
@@ -34,52 +32,6 @@ _logger = logging.getLogger("otel_llm")
 
 DEFAULT_TIMEOUT = 0.5
 """Seconds a poll may take: it runs inside a metric collection."""
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")  # Go prints nanoseconds; Python 3.10 takes 6 digits
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """One model Ollama holds in memory, as ``/api/ps`` reports it."""
-
-    name: str
-    size: int
-    size_vram: int
-    expires_at: float | None  # unix seconds; None when not reported or unparsable
-
-
-def _expires(raw: Any) -> float | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    text = _FRACTION.sub(r"\1", raw.strip())
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def parse_ps(body: Any) -> list[Loaded]:
-    """The models in an ``/api/ps`` answer; entries without a name are skipped."""
-    models = body.get("models") if isinstance(body, dict) else None
-    out: list[Loaded] = []
-    for item in models if isinstance(models, list) else ():
-        if not isinstance(item, dict):
-            continue
-        name = item.get("model") or item.get("name")
-        if not isinstance(name, str) or not name:
-            continue
-        size, vram = item.get("size"), item.get("size_vram")
-        out.append(
-            Loaded(
-                name=name,
-                size=size if isinstance(size, int) else 0,
-                size_vram=vram if isinstance(vram, int) else 0,
-                expires_at=_expires(item.get("expires_at")),
-            )
-        )
-    return out
 
 
 def _http_client() -> Any:
@@ -136,7 +88,7 @@ class Residency:
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         try:
             with suppress_instrumentation():
-                response = self._client.get(f"http://{netloc}/api/ps", timeout=self._timeout)
+                response = self._client.get(f"http://{netloc}{PS_PATH}", timeout=self._timeout)
             response.raise_for_status()
             return parse_ps(response.json())
         except Exception as exc:  # down, slow or not Ollama: no observations this time

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from otel_llm import _content
@@ -26,7 +28,7 @@ from otel_llm.adapters._common import (
     tool_calls,
 )
 
-__all__ = ["ENDPOINTS", "OllamaAdapter", "adapter"]
+__all__ = ["ENDPOINTS", "PS_PATH", "Loaded", "OllamaAdapter", "adapter", "parse_ps"]
 
 ENDPOINTS: Final[Mapping[str, str]] = {
     "/api/chat": sc.CHAT,
@@ -324,3 +326,54 @@ def _message(message: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
         else [],
         name=name if isinstance(name, str) else None,
     )
+
+
+# -- GET /api/ps: the models held in memory (for otel_llm.residency) ----------------------
+
+PS_PATH: Final = "/api/ps"
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # Go prints nanoseconds; Python 3.10 takes 6 digits
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One model Ollama holds in memory, as ``/api/ps`` reports it."""
+
+    name: str
+    size: int
+    size_vram: int
+    expires_at: float | None  # unix seconds; None when not reported or unparsable
+
+
+def _expires(raw: Any) -> float | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    text = _FRACTION.sub(r"\1", raw.strip())
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_ps(body: Any) -> list[Loaded]:
+    """The models in an ``/api/ps`` answer; entries without a name are skipped."""
+    models = body.get("models") if isinstance(body, dict) else None
+    out: list[Loaded] = []
+    for item in models if isinstance(models, list) else ():
+        if not isinstance(item, dict):
+            continue
+        name = item.get("model") or item.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        size, vram = item.get("size"), item.get("size_vram")
+        out.append(
+            Loaded(
+                name=name,
+                size=size if isinstance(size, int) else 0,
+                size_vram=vram if isinstance(vram, int) else 0,
+                expires_at=_expires(item.get("expires_at")),
+            )
+        )
+    return out
