@@ -779,9 +779,11 @@ class TestAdmin:
 
 
 def _refuses(url: str) -> bool:
+    """The proxy serves no new request: the connection is refused, or (when it raced into
+    the closing listener's backlog) reset or closed unanswered."""
     try:
         fetch(url, "GET", "/api/version")
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
         return True
     return False
 
