@@ -302,24 +302,8 @@ class Forwarder:
         if self._max_body and exchange.bytes_in > self._max_body:
             raise _too_large(self._max_body, drain=DRAIN_LIMIT if more else 0)
 
-    async def _read_rest(self, first: bytes, receive: Receive, exchange: Exchange) -> bytes:
-        parts = [first]
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk: bytes = message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            self._count(exchange, len(chunk), more)
-            parts.append(chunk)
-            if not more:
-                return b"".join(parts)
-
-    async def _stream_body(
-        self, first: bytes, receive: Receive, exchange: Exchange, done: asyncio.Event
-    ) -> AsyncIterator[bytes]:
-        if first:
-            yield first
+    async def _receive(self, receive: Receive, exchange: Exchange) -> AsyncIterator[bytes]:
+        """The rest of the request body, counted against the limit, as the client sends it."""
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -330,7 +314,18 @@ class Forwarder:
             if chunk:
                 yield chunk
             if not more:
-                break
+                return
+
+    async def _read_rest(self, first: bytes, receive: Receive, exchange: Exchange) -> bytes:
+        return first + b"".join([chunk async for chunk in self._receive(receive, exchange)])
+
+    async def _stream_body(
+        self, first: bytes, receive: Receive, exchange: Exchange, done: asyncio.Event
+    ) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in self._receive(receive, exchange):
+            yield chunk
         done.set()
 
     # --- response side
