@@ -53,7 +53,7 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
 
                 out.append((OTLPSpanExporter(), True))
         elif name == "otlp_json_file":
-            from otel_llm.testing.otlp_json import OTLPJsonFileSpanExporter
+            from otel_llm.otlp_json import OTLPJsonFileSpanExporter
 
             out.append((OTLPJsonFileSpanExporter(), False))
         elif name == "jaeger":

@@ -7,7 +7,7 @@
 * ``match``: value matchers (``prefix``, ``regex``, ``lt`` ...) for selectors and asserts.
 * ``MockOllama`` / the ``mock_ollama`` fixture: a byte-faithful Ollama on 127.0.0.1,
   scripted in code (``Scenario``) or by a YAML/JSON file (``load_scenarios``).
-* ``otlp_json``: write spans as OTLP JSON lines (``install``), read them back.
+* ``otlp_json``: read OTLP JSON traces back (writing: ``otel_llm.otlp_json``).
 
 The pytest plugin (``otel_llm.testing.plugin``) is registered through the ``pytest11``
 entry point: installing ``otel-llm[testing]`` is enough. See ``docs/testing.md``.
