@@ -179,9 +179,7 @@ class TestProviders:
         """Native paths and Ollama hosts are ollama; known hosts keep their name."""
         from otel_llm._config import Options, resolve
 
-        settings = resolve(
-            Options(ollama_hosts=["gpu-box:8000"], providers={"vllm.local": "vllm"})
-        )
+        settings = resolve(Options(ollama_hosts=["gpu-box:8000"], providers={"vllm.local": "vllm"}))
         assert "ollama" == settings.provider_for("anything", 80, "ollama")
         assert "ollama" == settings.provider_for("127.0.0.1", 11434)
         assert "ollama" == settings.provider_for("gpu-box", 8000)
