@@ -8,11 +8,10 @@ wire format) → ``_span`` → ``_observe`` (stream observer) → ``_finish`` (s
 metrics, log event).
 """
 
-from __future__ import annotations
+import typing
 
-from typing import Any
-
-from otel_llm._config import Options, Redactor
+from otel_llm import _config
+from otel_llm._config import Redactor
 from otel_llm._types import LLMCall
 from otel_llm.chains import agent, retrieval, tool, workflow
 from otel_llm.instrumentor import LLMInstrumentor
@@ -35,7 +34,7 @@ __all__ = [
 ]
 
 
-def instrument(**options: Any) -> None:
+def instrument(**options: typing.Any) -> None:
     """Trace every LLM call made through httpx or httpx2 from now on (idempotent).
 
     Uses the app's global Tracer/Meter providers if it set them, else builds them
@@ -45,7 +44,7 @@ def instrument(**options: Any) -> None:
     see the README and docs/metrics.md). An unknown keyword raises ``TypeError``
     naming the closest valid one.
     """
-    Options.of(**options)  # a typo fails here, even when already instrumented
+    _config.Options.of(**options)  # a typo fails here, even when already instrumented
     if is_instrumented():
         return
     LLMInstrumentor().instrument(**options)
