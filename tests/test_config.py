@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -332,3 +335,63 @@ class TestOllamaHostVariables:
             httpx.post(f"{mock.url}/v1/embeddings", json=body).raise_for_status()
             named = collected.one().attributes["gen_ai.provider.name"]
         assert ("openai", "ollama") == (unnamed, named)
+
+
+_PACKAGE = Path(otel_llm.__file__).parent
+_NOT_OURS = frozenset({"OPENAI_API_KEY"})
+"""Other libraries' variables the testing plugin sets for them (a dummy key for openai)."""
+_LITERAL_READ = re.compile(r"""(?:environ\.get|getenv|environ)\s*[(\[]\s*f?["']([^"']+)""")
+"""A read such as ``os.environ.get("NAME")`` (``setdefault`` only sets a default)."""
+
+
+class TestEnvironmentVariables:
+    def test_each_is_a_documented_constant(self) -> None:
+        """environment_variables.py: NAME = "NAME", each followed by its docstring."""
+        tree = ast.parse((_PACKAGE / "environment_variables.py").read_text(encoding="utf-8"))
+        body = tree.body
+        undocumented = []
+        for i, node in enumerate(body):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+                assert isinstance(target, ast.Name)
+                assert target.id == getattr(env, target.id)
+                following = body[i + 1] if i + 1 < len(body) else None
+                if not (
+                    isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)
+                ):
+                    undocumented.append(target.id)
+        assert [] == undocumented
+        assert len(_ALL_VARIABLES) > 20
+
+    def test_read_through_the_constants(self) -> None:
+        """No module reads a variable by a string literal: each has one home."""
+        literal = []
+        for path in sorted(_PACKAGE.rglob("*.py")):
+            if path.name == "environment_variables.py":
+                continue
+            for name in _LITERAL_READ.findall(path.read_text(encoding="utf-8")):
+                if name not in _NOT_OURS:
+                    literal.append(f"{path.relative_to(_PACKAGE)}: {name}")
+        assert [] == literal
+
+    def test_each_is_in_the_docs(self) -> None:
+        """Every variable appears in the README or docs/ (users look there, not in code)."""
+        root = _PACKAGE.parent
+        text = (root / "README.md").read_text(encoding="utf-8") + "".join(
+            p.read_text(encoding="utf-8") for p in sorted((root / "docs").glob("*.md"))
+        )
+        assert [] == [name for name in _ALL_VARIABLES if name not in text]
+
+    def test_declared_nowhere_else(self) -> None:
+        """No other module defines a variable-name constant (the proxy's flags excepted)."""
+        pattern = re.compile(r"""^\w+\s*(?::\s*\w+)?\s*=\s*["'](?:OTEL|OLLAMA)_""", re.MULTILINE)
+        elsewhere = [
+            str(path.relative_to(_PACKAGE))
+            for path in sorted(_PACKAGE.rglob("*.py"))
+            if path.name != "environment_variables.py"
+            and path.parent.name != "proxy"
+            and pattern.search(path.read_text(encoding="utf-8"))
+        ]
+        assert [] == elsewhere
