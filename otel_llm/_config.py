@@ -44,6 +44,8 @@ ResidencyHosts = bool | Iterable[str] | Callable[[], Iterable[str]]
 returning one (asked at every poll)."""
 
 OLLAMA_DEFAULT_PORT: Final = 11434
+DEFAULT_MAX_MODELS: Final = 100
+"""Distinct model values kept as metric attributes unless ``max_models`` says otherwise."""
 
 # Well-known OpenAI-compatible hosts and their semconv provider names.
 KNOWN_PROVIDERS: Mapping[str, str] = {
@@ -203,7 +205,7 @@ class MetricsSettings:
     enabled: bool = True
     latest: bool = False
     server: bool = True
-    max_models: int = 100
+    max_models: int = DEFAULT_MAX_MODELS
     log_events: bool = False
     residency: ResidencyHosts = False
     exporter: str | None = None
@@ -334,7 +336,7 @@ def resolve_metrics(options: Options | None = None) -> MetricsSettings:
     o = options or Options()
     max_models = o.max_models
     if max_models is None:
-        max_models = _int(env.OTEL_LLM_MAX_MODELS, 100)
+        max_models = _int(env.OTEL_LLM_MAX_MODELS, DEFAULT_MAX_MODELS)
     residency = o.ollama_residency
     if residency is None:
         residency = _flag(env.OTEL_LLM_OLLAMA_RESIDENCY, False)

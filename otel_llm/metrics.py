@@ -22,7 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _setup, instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import MetricsSettings, Settings
+from otel_llm._config import DEFAULT_MAX_MODELS, MetricsSettings, Settings
 from otel_llm._types import LLMCall
 from otel_llm.instruments import Instruments
 from otel_llm.version import __version__
@@ -41,7 +41,6 @@ _logger = logging.getLogger("otel_llm")
 OTHER: Final = "_OTHER"
 """The model attribute value once ``max_models`` distinct models have been seen."""
 
-DEFAULT_MAX_MODELS: Final = 100
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 _NS = 1e-9
 
