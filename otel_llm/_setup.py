@@ -16,15 +16,23 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
+from otel_llm import environment_variables as env
+
 __all__ = ["meter_provider", "tracer_provider"]
 
 _logger = logging.getLogger("otel_llm")
 
 
+_SIGNAL_PROTOCOL = {
+    "TRACES": env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    "METRICS": env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+}
+
+
 def _protocol(signal: str) -> str:
     return (
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        os.environ.get(_SIGNAL_PROTOCOL[signal])
+        or os.environ.get(env.OTEL_EXPORTER_OTLP_PROTOCOL)
         or "http/protobuf"
     ).strip()
 
@@ -53,7 +61,7 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
 
                 out.append((OTLPSpanExporter(), True))
         elif name == "otlp_json_file":
-            from otel_llm.testing.otlp_json import OTLPJsonFileSpanExporter
+            from otel_llm.otlp_json import OTLPJsonFileSpanExporter
 
             out.append((OTLPJsonFileSpanExporter(), False))
         elif name == "jaeger":
@@ -106,7 +114,7 @@ def tracer_provider(exporter: str | None = None, resource: Resource | None = Non
     if not isinstance(current, trace.ProxyTracerProvider):
         return current
     provider = TracerProvider(resource=resource or Resource.create())
-    names = exporter if exporter is not None else os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    names = exporter if exporter is not None else os.environ.get(env.OTEL_TRACES_EXPORTER, "otlp")
     for span_exporter, batch in span_exporters(names):
         processor = (
             BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
@@ -152,7 +160,7 @@ def meter_provider(
     current = metrics.get_meter_provider()
     if not isinstance(current, metrics._internal._ProxyMeterProvider):
         return current
-    names = exporter if exporter is not None else os.environ.get("OTEL_METRICS_EXPORTER", "otlp")
+    names = exporter if exporter is not None else os.environ.get(env.OTEL_METRICS_EXPORTER, "otlp")
     readers = metric_readers(names) + list(extra_readers or [])
     provider = MeterProvider(resource=resource or Resource.create(), metric_readers=readers)
     metrics.set_meter_provider(provider)

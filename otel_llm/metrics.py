@@ -10,10 +10,9 @@ observations carry the call's span as context, so the SDK keeps trace exemplars.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from opentelemetry import metrics as otel_metrics
@@ -23,7 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _setup, instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import Settings
+from otel_llm._config import DEFAULT_MAX_MODELS, MetricsSettings, Settings
 from otel_llm._types import LLMCall
 from otel_llm.instruments import Instruments
 from otel_llm.version import __version__
@@ -39,29 +38,10 @@ __all__ = [
 
 _logger = logging.getLogger("otel_llm")
 
-# -- environment (read once, in build_sinks; keywords to instrument() win) -----------------
-OTEL_LLM_METRICS: Final = "OTEL_LLM_METRICS"
-"""``false`` records no metrics (spans only)."""
-OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
-"""``true`` emits the newer ``gen_ai.client.inference.*`` names instead of the classic set."""
-OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
-"""Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
-OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
-OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
-"""``false`` skips the three ``gen_ai.server.*`` histograms (a third of the metrics cost)."""
-"""``true`` emits one structlog ``llm.call`` event per finished call."""
-OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
-"""``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
-OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
-OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
-OTEL_EXPORTER_PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
-
 OTHER: Final = "_OTHER"
 """The model attribute value once ``max_models`` distinct models have been seen."""
 
-DEFAULT_MAX_MODELS: Final = 100
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
-_TRUE = {"1", "true", "yes", "on"}
 _NS = 1e-9
 
 
@@ -234,97 +214,51 @@ def shutdown() -> None:
             _logger.debug("otel_llm: shutdown step failed: %r", exc)
 
 
-def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable[[LLMCall], None]]:
+def build_sinks(
+    options: MetricsSettings, settings: Settings, meter_provider: Any = None
+) -> list[Callable[[LLMCall], None]]:
     """The per-call sinks (metrics recorder, log event) that ``instrument()`` options ask for.
 
-    Options (each falls back to its environment variable, then its default):
-    ``metrics`` (on), ``meter_provider``, ``metrics_exporter``, ``latest_metrics`` (off),
-    ``max_models`` (100), ``server_metrics`` (on), ``prometheus_port`` / ``prometheus_host`` /
-    ``prometheus_resource_labels``, ``log_events`` (off), ``ollama_residency`` (off).
+    ``options`` is resolved once in ``_config`` (keywords over environment over defaults);
+    ``meter_provider`` is the app's, if it passed one.
     """
     shutdown()
     sinks: list[Callable[[LLMCall], None]] = []
-    if _flag(options.get("metrics"), OTEL_LLM_METRICS, True):
-        provider = _meter_provider(options)
+    if options.enabled:
+        provider = _meter_provider(options, meter_provider)
         meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
-        latest = _flag(options.get("latest_metrics"), OTEL_LLM_LATEST_METRICS, False)
-        models = ModelCap(_max_models(options.get("max_models")))
-        server = _flag(options.get("server_metrics"), OTEL_LLM_SERVER_METRICS, True)
-        sinks.append(Recorder(instruments.build(meter, latest), models, settings, server))
-        residency = options.get("ollama_residency")
-        if residency is None:
-            residency = _flag(None, OTEL_LLM_OLLAMA_RESIDENCY, False)
-        if residency:
-            from otel_llm import residency as _residency
+        models = ModelCap(options.max_models)
+        ins = instruments.build(meter, options.latest)
+        sinks.append(Recorder(ins, models, settings, options.server))
+        if options.residency:
+            from otel_llm import _residency
 
-            _stops.append(_residency.start(meter, residency, settings, models))
-    if _flag(options.get("log_events"), OTEL_LLM_LOG_EVENTS, False):
+            _stops.append(_residency.start(meter, options.residency, settings, models))
+    if options.log_events:
         from otel_llm import logs
 
         sinks.append(logs.CallLogger(settings))
     return sinks
 
 
-def _flag(value: Any, env: str, default: bool) -> bool:
-    if value is not None:
-        return bool(value)
-    raw = os.environ.get(env, "").strip().lower()
-    return default if not raw else raw in _TRUE
-
-
-def _max_models(value: Any) -> int:
-    if value is None:
-        raw = os.environ.get(OTEL_LLM_MAX_MODELS, "").strip()
-        try:
-            value = int(raw) if raw else DEFAULT_MAX_MODELS
-        except ValueError:
-            value = DEFAULT_MAX_MODELS
-    return max(1, int(value))
-
-
-def _prometheus_address(options: Mapping[str, Any]) -> tuple[str, int] | None:
-    """``(host, port)`` if the direct endpoint is asked for, by keyword or environment."""
-    port = options.get("prometheus_port")
-    host = options.get("prometheus_host") or (
-        os.environ.get(OTEL_EXPORTER_PROMETHEUS_HOST, "").strip() or prometheus.DEFAULT_HOST
-    )
-    if port is None:
-        names = options.get("metrics_exporter")
-        if names is None:
-            names = os.environ.get(OTEL_METRICS_EXPORTER, "")
-        if "prometheus" not in {n.strip().lower() for n in str(names).split(",")}:
-            return None
-        raw = os.environ.get(OTEL_EXPORTER_PROMETHEUS_PORT, "").strip()
-        try:
-            port = int(raw) if raw else prometheus.DEFAULT_PORT
-        except ValueError:
-            _logger.error("otel_llm: %s=%r is not a port", OTEL_EXPORTER_PROMETHEUS_PORT, raw)
-            port = prometheus.DEFAULT_PORT
-    return str(host), int(port)
-
-
-def _meter_provider(options: Mapping[str, Any]) -> Any:
+def _meter_provider(options: MetricsSettings, provider: Any) -> Any:
     """The app's MeterProvider or ours; with the Prometheus reader on it if one is asked for."""
-    provider = options.get("meter_provider")
-    address = _prometheus_address(options)
+    address = options.prometheus
     if address is None:
-        return provider or _setup.meter_provider(options.get("metrics_exporter"))
+        return provider or _setup.meter_provider(options.exporter)
     reader = prometheus.PrometheusReader()
     if provider is None:
         building = isinstance(
             otel_metrics.get_meter_provider(), otel_metrics._internal._ProxyMeterProvider
         )
-        exporter = options.get("metrics_exporter")
-        if exporter is None and OTEL_METRICS_EXPORTER not in os.environ:
-            exporter = (
-                "prometheus"  # prometheus_port alone: no OTLP exporter to a missing collector
-            )
-        provider = _setup.meter_provider(exporter, extra_readers=[reader] if building else None)
+        provider = _setup.meter_provider(
+            options.exporter, extra_readers=[reader] if building else None
+        )
         if building:
             _kept_readers[provider] = reader
     attached = _attach(provider, reader)
     if attached is not None:
-        labels = options.get("prometheus_resource_labels")
+        labels = options.prometheus_resource_labels
         _serve(attached, *address, prometheus.DEFAULT_RESOURCE_LABELS if labels is None else labels)
     return provider
 

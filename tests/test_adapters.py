@@ -48,10 +48,10 @@ def parse(adapter: Adapter, chunks: list[bytes], ctype: str, **kw: Any) -> dict[
 class TestMatch:
     def test_endpoints(self) -> None:
         """Each LLM endpoint maps to its operation; others, and non-POST, to nothing."""
-        assert ("chat", True) == match("POST", "/api/chat")[1:]  # type: ignore[index]
-        assert ("text_completion", True) == match("POST", "/api/generate")[1:]  # type: ignore[index]
-        assert ("embeddings", False) == match("POST", "/v1/embeddings")[1:]  # type: ignore[index]
-        assert ("chat", True) == match("POST", "/ollama/api/chat")[1:]  # type: ignore[index]
+        assert ("chat", "ollama") == match("POST", "/api/chat")[1:]  # type: ignore[index]
+        assert ("text_completion", "ollama") == match("POST", "/api/generate")[1:]  # type: ignore[index]
+        assert ("embeddings", None) == match("POST", "/v1/embeddings")[1:]  # type: ignore[index]
+        assert ("chat", "ollama") == match("POST", "/ollama/api/chat")[1:]  # type: ignore[index]
         assert None is match("GET", "/api/chat")
         assert None is match("POST", "/api/pull")
         assert None is match("POST", "/v1/models")

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import otel_llm
-from otel_llm import instruments, metrics, prometheus, residency
+from otel_llm import _residency as residency
+from otel_llm import instruments, metrics, prometheus
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
 from tests.conftest import Spans
 

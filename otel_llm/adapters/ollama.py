@@ -18,7 +18,7 @@ from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
-from otel_llm._types import LLMCall, Parser
+from otel_llm._types import LLMCall, Parser, Routes
 from otel_llm.adapters._common import (
     ErrorBody,
     JsonBody,
@@ -28,7 +28,7 @@ from otel_llm.adapters._common import (
     tool_calls,
 )
 
-__all__ = ["ENDPOINTS", "PS_PATH", "Loaded", "OllamaAdapter", "adapter", "parse_ps"]
+__all__ = ["ENDPOINTS", "PS_PATH", "ROUTES", "Loaded", "OllamaAdapter", "adapter", "parse_ps"]
 
 ENDPOINTS: Final[Mapping[str, str]] = {
     "/api/chat": sc.CHAT,
@@ -102,6 +102,8 @@ class OllamaAdapter:
 
 
 adapter: Final = OllamaAdapter()
+ROUTES: Final = Routes(adapter, ENDPOINTS, prefix="/api/", provider="ollama")
+"""Native paths are Ollama's own: whatever the host, the provider is ``ollama``."""
 
 
 class NdjsonStream:
@@ -328,7 +330,7 @@ def _message(message: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     )
 
 
-# -- GET /api/ps: the models held in memory (for otel_llm.residency) ----------------------
+# -- GET /api/ps: the models held in memory (for otel_llm._residency) ---------------------
 
 PS_PATH: Final = "/api/ps"
 

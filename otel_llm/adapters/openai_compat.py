@@ -17,7 +17,7 @@ from typing import Any, Final
 from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
-from otel_llm._types import LLMCall, Parser
+from otel_llm._types import LLMCall, Parser, Routes
 from otel_llm.adapters._common import (
     ErrorBody,
     JsonBody,
@@ -28,7 +28,7 @@ from otel_llm.adapters._common import (
     tool_calls,
 )
 
-__all__ = ["ENDPOINTS", "OpenAICompatAdapter", "adapter"]
+__all__ = ["ENDPOINTS", "ROUTES", "OpenAICompatAdapter", "adapter"]
 
 ENDPOINTS: Final[Mapping[str, str]] = {
     "/v1/chat/completions": sc.CHAT,
@@ -114,6 +114,8 @@ class OpenAICompatAdapter:
 
 
 adapter: Final = OpenAICompatAdapter()
+ROUTES: Final = Routes(adapter, ENDPOINTS, prefix="/v1/")
+"""Many servers speak ``/v1``: the provider is decided by host (``Settings.provider_for``)."""
 
 
 class SseStream:
