@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -242,6 +242,315 @@ def lint_collector(
     for kind in KINDS:
         for name in set(defined[kind]) - used[kind]:
             problems.append(f"{kind}.{name}: defined but unused")
+    return problems
+
+
+# -- collector-config field types ------------------------------------------------------------
+# The Collector decodes its config strictly (confmap, no weak typing since v0.105): a YAML
+# integer where the Go field is a `string` (or the reverse) stops the process at start-up.
+# So every option we set is typed here, by the Go type of its field, read from each
+# component's config struct (config.go, or the generated config.schema.yaml beside it) in
+# open-telemetry/opentelemetry-collector(-contrib) and jaegertracing/jaeger. An option
+# missing from this table fails the test too: type it from its source before shipping it.
+#   string / int / float / bool / duration (a Go time.Duration: a string like "5s")
+#   [x]: a YAML list of x;  any: any scalar (e.g. an attribute value)
+# Paths are dotted; `*` matches one key (a user-chosen name); `[]` is an element of a list.
+def _exporter_helper(prefix: str = "") -> dict[str, str]:
+    """exporterhelper (collector exporter/exporterhelper): timeout, queue and retry."""
+    return {
+        prefix + "timeout": "duration",
+        prefix + "sending_queue.enabled": "bool",
+        prefix + "sending_queue.num_consumers": "int",
+        prefix + "sending_queue.queue_size": "int",
+        prefix + "retry_on_failure.enabled": "bool",
+        prefix + "retry_on_failure.initial_interval": "duration",
+        prefix + "retry_on_failure.max_interval": "duration",
+        prefix + "retry_on_failure.max_elapsed_time": "duration",
+    }
+
+
+def _grpc_client(prefix: str = "") -> dict[str, str]:
+    """configgrpc.ClientConfig + configtls.ClientConfig (collector config/configgrpc, configtls)."""
+    return {
+        prefix + "endpoint": "string",
+        prefix + "compression": "string",
+        prefix + "balancer_name": "string",
+        prefix + "tls.insecure": "bool",
+        prefix + "tls.insecure_skip_verify": "bool",
+        prefix + "tls.ca_file": "string",
+        prefix + "tls.cert_file": "string",
+        prefix + "tls.key_file": "string",
+        prefix + "tls.server_name_override": "string",
+        prefix + "headers.*": "string",
+        **_exporter_helper(prefix),
+    }
+
+
+_INDEX_OPTIONS = {
+    # jaegertracing/jaeger internal/storage/elasticsearch/config/config.go (IndexOptions)
+    # and config_rotation.go (RotationConfig, PeriodicRotation).
+    "shards": "int",
+    "replicas": "int",
+    "priority": "int",
+    "rotation.periodic.date_layout": "string",
+    "rotation.periodic.rollover_frequency": "string",
+    "rotation.manual_rollover.read_alias": "string",
+    "rotation.manual_rollover.write_alias": "string",
+    "rotation.auto_rollover.read_alias": "string",
+    "rotation.auto_rollover.write_alias": "string",
+    "rotation.auto_rollover.policy_name": "string",
+}
+_SEARCH_BACKEND = {
+    # jaegertracing/jaeger internal/storage/elasticsearch/config/config.go (Configuration)
+    "server_urls": "[string]",
+    "auth.basic.username": "string",
+    "auth.basic.password": "string",
+    "auth.basic.password_file": "string",
+    "tls.insecure": "bool",
+    "tls.ca_file": "string",
+    "indices.index_prefix": "string",
+    "query_timeout": "duration",
+    "max_span_age": "duration",
+    **{
+        f"indices.{index}.{key}": kind
+        for index in ("spans", "services", "dependencies", "sampling")
+        for key, kind in _INDEX_OPTIONS.items()
+    },
+}
+
+FIELD_TYPES: dict[str, dict[str, dict[str, str]]] = {
+    "receivers": {
+        # collector receiver/otlpreceiver/config.go (configgrpc.ServerConfig,
+        # confighttp.ServerConfig: Endpoint string)
+        "otlp": {"protocols.grpc.endpoint": "string", "protocols.http.endpoint": "string"},
+    },
+    "processors": {
+        # collector internal/memorylimiter/config.go
+        "memory_limiter": {
+            "check_interval": "duration",
+            "limit_mib": "int",
+            "spike_limit_mib": "int",
+            "limit_percentage": "int",
+            "spike_limit_percentage": "int",
+        },
+        # collector processor/batchprocessor/config.go
+        "batch": {
+            "timeout": "duration",
+            "send_batch_size": "int",
+            "send_batch_max_size": "int",
+            "metadata_keys": "[string]",
+            "metadata_cardinality_limit": "int",
+        },
+        # contrib processor/resourceprocessor/config.go → internal/coreinternal/attraction
+        "resource": {
+            "attributes.[].key": "string",
+            "attributes.[].value": "any",
+            "attributes.[].action": "string",
+            "attributes.[].from_attribute": "string",
+        },
+        # contrib processor/transformprocessor/config.go (+ pkg/ottl ContextStatements)
+        "transform": {
+            "error_mode": "string",
+            **{
+                f"{signal}_statements.[].{key}": kind
+                for signal in ("trace", "metric", "log")
+                for key, kind in (
+                    ("context", "string"),
+                    ("statements", "[string]"),
+                    ("conditions", "[string]"),
+                    ("error_mode", "string"),
+                )
+            },
+        },
+        # contrib processor/tailsamplingprocessor/config.go
+        "tail_sampling": {
+            "decision_wait": "duration",
+            "num_traces": "int",
+            "expected_new_traces_per_sec": "int",
+            "decision_cache.sampled_cache_size": "int",
+            "decision_cache.non_sampled_cache_size": "int",
+            "policies.[].name": "string",
+            "policies.[].type": "string",
+            "policies.[].status_code.status_codes": "[string]",
+            "policies.[].latency.threshold_ms": "int",
+            "policies.[].latency.upper_threshold_ms": "int",
+            "policies.[].ottl_condition.error_mode": "string",
+            "policies.[].ottl_condition.span": "[string]",
+            "policies.[].ottl_condition.spanevent": "[string]",
+            "policies.[].boolean_attribute.key": "string",
+            "policies.[].boolean_attribute.value": "bool",
+            "policies.[].probabilistic.sampling_percentage": "float",
+            "policies.[].probabilistic.hash_salt": "string",
+        },
+    },
+    "exporters": {
+        # collector exporter/otlpexporter/config.go
+        "otlp_grpc": _grpc_client(),
+        # contrib exporter/loadbalancingexporter/config.go (and config.schema.yaml):
+        # DNSResolver.Port is a string; K8sSvcResolver.Ports a []int32.
+        "loadbalancing": {
+            "routing_key": "string",
+            "routing_attributes": "[string]",
+            "resolver.dns.hostname": "string",
+            "resolver.dns.port": "string",
+            "resolver.dns.interval": "duration",
+            "resolver.dns.timeout": "duration",
+            "resolver.static.hostnames": "[string]",
+            "resolver.k8s.service": "string",
+            "resolver.k8s.ports": "[int]",
+            "resolver.k8s.timeout": "duration",
+            **_grpc_client("protocol.otlp."),
+            **_exporter_helper(),
+        },
+        # contrib exporter/prometheusexporter/config.go
+        "prometheus": {
+            "endpoint": "string",
+            "namespace": "string",
+            "const_labels.*": "string",
+            "send_timestamps": "bool",
+            "metric_expiration": "duration",
+            "enable_open_metrics": "bool",
+            "without_scope_info": "bool",
+            "translation_strategy": "string",
+            "resource_constant_labels.included": "[string]",
+            "resource_constant_labels.excluded": "[string]",
+        },
+        # jaegertracing/jaeger cmd/jaeger/internal/exporters/storageexporter/config.go
+        "jaeger_storage_exporter": {"trace_storage": "string"},
+    },
+    "connectors": {
+        # contrib connector/spanmetricsconnector/config.go
+        "span_metrics": {
+            "histogram.unit": "string",
+            "histogram.disable": "bool",
+            "histogram.explicit.buckets": "[duration]",
+            "histogram.exponential.max_size": "int",
+            "dimensions.[].name": "string",
+            "dimensions.[].default": "string",
+            "exemplars.enabled": "bool",
+            "exemplars.max_per_data_point": "int",
+            "metrics_flush_interval": "duration",
+            "metrics_expiration": "duration",
+            "namespace": "string",
+            "aggregation_temporality": "string",
+            "dimensions_cache_size": "int",
+            "aggregation_cardinality_limit": "int",
+        },
+    },
+    "extensions": {
+        # contrib extension/healthcheckextension/config.go
+        "health_check": {"endpoint": "string", "path": "string"},
+        # contrib extension/healthcheckv2extension/config.go
+        "healthcheckv2": {"use_v2": "bool", "http.endpoint": "string", "grpc.endpoint": "string"},
+        # jaegertracing/jaeger cmd/jaeger/internal/extension/jaegerquery/config.go
+        "jaeger_query": {
+            "storage.traces": "string",
+            "storage.traces_archive": "string",
+            "storage.metrics": "string",
+            "http.endpoint": "string",
+            "grpc.endpoint": "string",
+            "base_path": "string",
+        },
+        # jaegertracing/jaeger cmd/jaeger/internal/extension/jaegerstorage/config.go, with
+        # the memory store's and the Prometheus metrics store's config.go
+        "jaeger_storage": {
+            "backends.*.memory.max_traces": "int",
+            **{
+                f"backends.*.{kind}.{k}": v
+                for kind in ("opensearch", "elasticsearch")
+                for k, v in _SEARCH_BACKEND.items()
+            },
+            "metric_backends.*.prometheus.endpoint": "string",
+            "metric_backends.*.prometheus.normalize_calls": "bool",
+            "metric_backends.*.prometheus.normalize_duration": "bool",
+            "metric_backends.*.prometheus.latency_unit": "string",
+        },
+    },
+    # `service.telemetry` (collector service/telemetry, otelconf: the Prometheus pull
+    # exporter's port is an *int, unlike the loadbalancing resolver's)
+    "service": {
+        "telemetry": {
+            "metrics.level": "string",
+            "metrics.readers.[].pull.exporter.prometheus.host": "string",
+            "metrics.readers.[].pull.exporter.prometheus.port": "int",
+            "resource.*": "string",
+        },
+    },
+}
+
+# Options that still load but are deprecated, with their replacement.
+DEPRECATED_OPTIONS: dict[str, dict[str, str]] = {
+    # jaeger config_rotation.go: "use 'rotation.periodic' instead"
+    "jaeger_storage": {
+        f"backends.*.{kind}.indices.*.{key}": f"indices.<index>.rotation.periodic.{key}"
+        for kind in ("opensearch", "elasticsearch")
+        for key in ("date_layout", "rollover_frequency")
+    },
+}
+
+_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
+def _is(kind: str, value: Any) -> bool:
+    """Whether a YAML value decodes into a Go field of this kind without weak typing."""
+    if kind.startswith("["):
+        return isinstance(value, list) and all(_is(kind[1:-1], v) for v in value)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "duration":
+        return isinstance(value, str) and _DURATION.fullmatch(value) is not None
+    assert kind == "any", kind
+    return not isinstance(value, (dict, list))
+
+
+def leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(path, value)`` of every option value; a list of scalars is one value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, (*path, str(key)))
+    elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        for value in node:
+            yield from leaves(value, (*path, "[]"))
+    elif node is not None:
+        yield path, node
+
+
+def _matches(pattern: str, path: tuple[str, ...]) -> bool:
+    parts = pattern.split(".")
+    return len(parts) == len(path) and all(p in ("*", k) for p, k in zip(parts, path, strict=True))
+
+
+def type_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every option of a collector config whose YAML type its Go field would reject."""
+    sections = [(kind, dict(config.get(kind) or {})) for kind in KINDS]
+    sections.append(("service", {"telemetry": (config.get("service") or {}).get("telemetry")}))
+    problems: list[str] = []
+    for kind, components in sections:
+        for name, options in components.items():
+            ctype = component_type(name)
+            table = FIELD_TYPES.get(kind, {}).get(ctype)
+            if table is None:
+                problems.append(f"{kind}.{name}: no field types for {ctype!r}")
+                continue
+            for path, value in leaves(options):
+                where = f"{kind}.{name}.{'.'.join(path)}"
+                old = [
+                    new for p, new in DEPRECATED_OPTIONS.get(ctype, {}).items() if _matches(p, path)
+                ]
+                if old:
+                    problems.append(f"{where}: deprecated, use {old[0]}")
+                    continue
+                kinds = [k for p, k in table.items() if _matches(p, path)]
+                if not kinds:
+                    problems.append(f"{where}: untyped option (add it to FIELD_TYPES)")
+                elif not _is(kinds[0], value):
+                    problems.append(f"{where}: expected {kinds[0]}, got {value!r}")
     return problems
 
 
@@ -614,6 +923,9 @@ def by_kind(kind: str) -> dict[str, dict[str, Any]]:
     }
 
 
+PRODUCTION_CONFIGS = ("otel-agent", "otel-gateway", "jaeger")
+
+
 def configmap(name: str) -> dict[str, Any]:
     [config] = [d for key, d in by_kind("ConfigMap").items() if key.endswith("/" + name)]
     parsed: dict[str, Any] = yaml.safe_load(config["data"]["config.yaml"])
@@ -660,7 +972,7 @@ class TestProduction:
         service = by_kind("Service")[f"{namespace}/{name}"]
         assert "None" == str(service["spec"]["clusterIP"])
         gateway = configmap("otel-gateway")["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
-        assert dns["port"] == port(gateway) == service["spec"]["ports"][0]["port"]
+        assert dns["port"] == str(port(gateway)) == str(service["spec"]["ports"][0]["port"])
         assert (
             "loadbalancing"
             in configmap("otel-agent")["service"]["pipelines"]["traces"]["exporters"]
@@ -725,3 +1037,51 @@ class TestProduction:
                         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
                         directory = str(Path(arg.split("=", 1)[1]).parent)
                         assert "configMap" in volumes[mounts[directory]]
+
+
+# -- option types, every shipped collector config ---------------------------------------------
+
+
+def shipped_collector_configs() -> dict[str, dict[str, Any]]:
+    """Every collector-style config we ship: local stack and production manifests."""
+    return {
+        "deploy/collector.yaml": COLLECTOR,
+        "deploy/jaeger.yaml": JAEGER,
+        **{f"deploy/production: {name}": configmap(name) for name in PRODUCTION_CONFIGS},
+    }
+
+
+class TestConfigTypes:
+    @pytest.mark.parametrize("name", sorted(shipped_collector_configs()))
+    def test_every_option_has_its_go_type(self, name: str) -> None:
+        """Each option's YAML type is one its Go field decodes without weak typing."""
+        assert [] == type_problems(shipped_collector_configs()[name])
+
+    def test_a_port_as_an_integer_is_caught(self) -> None:
+        """The loadbalancing resolver's port is a Go string: `port: 4317` would crash-loop."""
+        agent = configmap("otel-agent")
+        agent["exporters"]["loadbalancing"]["resolver"]["dns"]["port"] = 4317
+        assert [
+            "exporters.loadbalancing.resolver.dns.port: expected string, got 4317"
+        ] == type_problems(agent)
+
+    def test_durations_untyped_and_deprecated_options_are_caught(self) -> None:
+        """A bare number for a duration, an option not in the table, a deprecated option."""
+        agent = configmap("otel-agent")
+        agent["processors"]["batch"]["timeout"] = 1
+        agent["processors"]["batch"]["send_batch_size"] = "8192"
+        agent["exporters"]["prometheus"]["add_metric_suffixes"] = True
+        jaeger = configmap("jaeger")
+        spans = jaeger["extensions"]["jaeger_storage"]["backends"]["opensearch"]["opensearch"][
+            "indices"
+        ]["spans"]
+        spans["date_layout"] = "2006-01-02"
+        assert [
+            "processors.batch.send_batch_size: expected int, got '8192'",
+            "processors.batch.timeout: expected duration, got 1",
+            "exporters.prometheus.add_metric_suffixes: untyped option (add it to FIELD_TYPES)",
+        ] == type_problems(agent)
+        assert [
+            "extensions.jaeger_storage.backends.opensearch.opensearch.indices.spans.date_layout:"
+            " deprecated, use indices.<index>.rotation.periodic.date_layout"
+        ] == type_problems(jaeger)
