@@ -858,6 +858,57 @@ class TestPrometheusConfigs:
         assert ["otel-collector:8888"] == scrape_targets(config, "otel-collector-internal")
 
 
+# The jsonData keys each Grafana datasource plugin reads, nested one level where we set
+# sub-keys (grafana/grafana: public/app/plugins/datasource/jaeger/configuration/
+# ConfigEditor.tsx and TraceIdTimeParams.tsx, pkg/tsdb/jaeger (traceIdTimeParams.enabled),
+# packages/grafana-o11y-ds-frontend TraceToMetricsSettings / TraceToLogsSettings; and
+# packages/grafana-prometheus/src/types.ts PromOptions). A key another plugin reads (Tempo's
+# `traceQuery`) is silently ignored by Grafana, so it fails here.
+_TRACES_TO_METRICS = {"datasourceUid", "tags", "queries", "spanStartTimeShift", "spanEndTimeShift"}
+JSON_DATA_KEYS: dict[str, dict[str, set[str] | None]] = {
+    "jaeger": {
+        "nodeGraph": {"enabled"},
+        "traceIdTimeParams": {"enabled"},
+        "spanBar": {"type", "tag"},
+        "tracesToMetrics": _TRACES_TO_METRICS,
+        "tracesToLogsV2": None,
+        "timeout": None,
+        "keepCookies": None,
+        "oauthPassThru": None,
+    },
+    "prometheus": {
+        "httpMethod": None,
+        "timeInterval": None,
+        "queryTimeout": None,
+        "customQueryParameters": None,
+        "exemplarTraceIdDestinations": None,
+        "prometheusType": None,
+        "prometheusVersion": None,
+        "cacheLevel": None,
+        "incrementalQuerying": None,
+        "disableRecordingRules": None,
+        "timeout": None,
+        "keepCookies": None,
+        "oauthPassThru": None,
+    },
+}
+
+
+def json_data_problems(source: Mapping[str, Any]) -> list[str]:
+    """Every jsonData key (and sub-key) the datasource's plugin does not read."""
+    known = JSON_DATA_KEYS[source["type"]]
+    problems = []
+    for key, value in (source.get("jsonData") or {}).items():
+        if key not in known:
+            problems.append(f"{source['name']}: jsonData.{key} is not a {source['type']} option")
+        elif known[key] is not None and isinstance(value, dict):
+            problems.extend(
+                f"{source['name']}: jsonData.{key}.{sub} is not a {source['type']} option"
+                for sub in sorted(set(value) - set(known[key] or ()))
+            )
+    return problems
+
+
 class TestGrafanaProvisioning:
     def datasources(self) -> dict[str, dict[str, Any]]:
         return {d["uid"]: d for d in DATASOURCES["datasources"]}
@@ -874,6 +925,24 @@ class TestGrafanaProvisioning:
             host(jaeger),
             port(jaeger),
         )
+
+    def test_json_data_keys_are_read_by_the_plugin(self) -> None:
+        """Every jsonData option is one the datasource's own plugin reads."""
+        assert [] == [p for d in DATASOURCES["datasources"] for p in json_data_problems(d)]
+
+    def test_a_tempo_option_on_jaeger_is_caught(self) -> None:
+        """Tempo's traceQuery time shift on the Jaeger datasource is reported, and typos."""
+        jaeger = yaml.safe_load(yaml.safe_dump(self.datasources()["jaeger"]))
+        jaeger["jsonData"]["traceQuery"] = {"timeShiftEnabled": True}
+        jaeger["jsonData"]["traceIdTimeParams"]["enable"] = True
+        assert [
+            "Jaeger: jsonData.traceIdTimeParams.enable is not a jaeger option",
+            "Jaeger: jsonData.traceQuery is not a jaeger option",
+        ] == json_data_problems(jaeger)
+
+    def test_trace_by_id_uses_the_time_range(self) -> None:
+        """The Jaeger datasource passes the time range when it fetches a trace by id."""
+        assert {"enabled": True} == self.datasources()["jaeger"]["jsonData"]["traceIdTimeParams"]
 
     def test_exemplars_link_to_jaeger(self) -> None:
         """An exemplar's trace_id label opens the trace in the Jaeger datasource."""
