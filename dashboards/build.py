@@ -65,8 +65,12 @@ METRICS: dict[str, str] = {
 }
 """OTel instrument name → Prometheus name, for every metric a dashboard reads."""
 
-# -- labels (attribute keys with "." → "_"; `job` is service.namespace/service.name)
-SERVICE = "job"
+# -- labels (attribute keys with "." → "_")
+SERVICE = "service_name"
+"""service.name, copied onto every series by the Collector (resource_constant_labels) and by
+the direct endpoint. Not `job`: that is `service.namespace/service.name` when a namespace is
+set, while Jaeger names a service by service.name alone, and the Jaeger searches below take
+the same $service variable."""
 ENVIRONMENT = "deployment_environment_name"  # a resource label on both paths (docs/metrics.md)
 MODEL = "gen_ai_request_model"
 OPERATION = "gen_ai_operation_name"
@@ -261,11 +265,12 @@ OPEN_TRACE = (
 
 
 def traces_table(
-    title: str, description: str, *targets: Jaeger, width: int, height: int
+    title: str, description: str, target: Jaeger, width: int, height: int
 ) -> table.Panel:
-    """A table of Jaeger search results; a click on a row opens its trace in Call chains.
+    """A table of one Jaeger search; a click on a row opens its trace in Call chains.
 
-    (The trace id itself also links to Explore: the Jaeger datasource adds that link.)
+    One target only: Grafana's Jaeger datasource runs the first target of a panel and
+    ignores the rest. (The trace id also links to Explore: the datasource adds that link.)
     """
     panel = (
         table.Panel()
@@ -283,9 +288,7 @@ def traces_table(
             ]
         )
     )
-    for target in targets:
-        panel = panel.with_target(target)
-    return panel
+    return panel.with_target(target)
 
 
 # -- LLM overview ---------------------------------------------------------------------------
@@ -514,16 +517,27 @@ def overview() -> db.Dashboard:
             )
         )
         .with_row(db.Row("Recent slow or failed calls"))
+        # Two panels, not two targets in one: Grafana's Jaeger datasource runs only the
+        # first target of a panel.
         .with_panel(
             traces_table(
-                "Recent slow (≥ $slow) or failed LLM traces",
-                "From Jaeger: traces of $service that took at least $slow, and traces with"
-                " an error. Click a row to open its trace in Call chains.",
+                "Recent slow LLM traces (≥ $slow)",
+                "From Jaeger: traces of $service that took at least $slow. Click a row to"
+                " open its trace in Call chains.",
                 trace_search("A", service="${service}", minDuration="${slow}", limit=20),
-                trace_search("B", service="${service}", tags="error=true", limit=20),
-                width=24,
+                width=12,
                 height=10,
-            ).with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+            )
+        )
+        .with_panel(
+            traces_table(
+                "Recent failed LLM traces",
+                "From Jaeger: traces of $service with a span whose status is error. Click a"
+                " row to open its trace in Call chains.",
+                trace_search("A", service="${service}", tags="error=true", limit=20),
+                width=12,
+                height=10,
+            )
         )
     )
 

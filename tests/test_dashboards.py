@@ -97,6 +97,13 @@ def used_variables(text: str) -> set[str]:
     return {a or b for a, b in re.findall(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)", text)}
 
 
+def label_values(query: str) -> tuple[str, str]:
+    """``(selector, label)`` of a ``label_values(selector, label)`` variable query."""
+    match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
+    assert match, query
+    return match.group(1), match.group(2)
+
+
 @dataclass(frozen=True)
 class Query:
     """One PromQL expression of a dashboard, with where it came from."""
@@ -242,6 +249,53 @@ class TestContent:
                         assert "dependencyGraph" == kind
         assert {("table", "search"), ("traces", None), ("nodeGraph", "dependencyGraph")} == kinds
 
+    def test_jaeger_panels_have_one_target(self) -> None:
+        """Grafana's Jaeger datasource runs only a panel's first target: one per panel."""
+        counts = {
+            f"{name}: {panel['title']}": len(panel.get("targets", []))
+            for name, dashboard in COMMITTED.items()
+            for panel in panels(dashboard)
+            if panel["datasource"]["uid"] == build.JAEGER_UID
+        }
+        assert counts and {where: 1 for where in counts} == counts
+
+    def test_jaeger_searches_use_variables_of_the_attributes_jaeger_names(self) -> None:
+        """A variable in a Jaeger search holds values of the attribute Jaeger searches on.
+
+        Jaeger's service is service.name, and a tag ``key=${var}`` is the span attribute
+        ``key``: each such variable must list the Prometheus label of that very attribute
+        (``service_name``, not ``job``, which prefixes a service namespace).
+        """
+        checked = []
+        for name, dashboard in COMMITTED.items():
+            labels = {
+                var: label_values(v["query"])[1]
+                for var, v in variables(dashboard).items()
+                if v["type"] == "query"
+            }
+            for panel in panels(dashboard):
+                for target in panel.get("targets", []):
+                    if target.get("queryType") != "search":
+                        continue
+                    uses = [("service.name", target["service"])]
+                    for pair in target.get("tags", "").split():
+                        key, _, value = pair.partition("=")
+                        uses.append((key, value))
+                    for attribute, value in uses:
+                        for var in used_variables(value) & set(labels):
+                            checked.append(var)
+                            assert prometheus.label_name(attribute) == labels[var], (
+                                f"{name}: {panel['title']}: ${var} lists {labels[var]},"
+                                f" Jaeger searches {attribute}"
+                            )
+        assert {"service", "model"} <= set(checked)
+
+    def test_traces_to_metrics_tags_map_to_the_same_labels(self) -> None:
+        """The Jaeger datasource's span → metrics link maps each attribute to its label."""
+        [jaeger] = [d for d in DATASOURCES["datasources"] if d["type"] == "jaeger"]
+        tags = jaeger["jsonData"]["tracesToMetrics"]["tags"]
+        assert tags and [] == [t for t in tags if t["value"] != prometheus.label_name(t["key"])]
+
     def test_exemplars_on_latency_panels(self) -> None:
         """Duration and time-to-first-token panels ask for exemplars."""
         with_exemplars = {q.where.split(": ", 1)[1] for q in promql_queries() if q.exemplar}
@@ -253,6 +307,7 @@ class TestContent:
 
 # -- live: a real Prometheus that scraped real instrumented calls ------------------------------
 SERVICE = "llm-dashboards-test"
+NAMESPACE = "llm-team"
 ENVIRONMENT = "test"
 
 # The instrumented app: calls the mock Ollama in a loop until told to stop (or 5 minutes
@@ -357,7 +412,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OLLAMA"))},
                 "OTEL_SERVICE_NAME": SERVICE,
-                "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={ENVIRONMENT}",
+                # With a namespace, `job` is "llm-team/<name>" while Jaeger knows the service
+                # as <name>: the $service variable must still hold the name alone.
+                "OTEL_RESOURCE_ATTRIBUTES": (
+                    f"deployment.environment.name={ENVIRONMENT},service.namespace={NAMESPACE}"
+                ),
                 "OTEL_TRACES_EXPORTER": "none",
                 "OTEL_METRICS_EXPORTER": "prometheus",
                 "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
@@ -383,7 +442,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     "__rate_interval": RATE_WINDOW,
                     "__range": RANGE,
                     "__interval": "1s",
-                    "__tags": f'job="{SERVICE}", gen_ai_request_model="llama3.2"',
+                    "__tags": f'service_name="{SERVICE}", gen_ai_request_model="llama3.2"',
                 },
             )
         finally:
@@ -436,9 +495,8 @@ class TestAgainstPrometheus:
     )
     def test_variable_values(self, live: Live, dashboard: str, name: str, query: str) -> None:
         """label_values(selector, label) lists the values the app produced."""
-        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
-        assert match, query
-        values = live.label_values(live.fill(match.group(1)), match.group(2))
+        selector, label = label_values(query)
+        values = live.label_values(live.fill(selector), label)
         expected = {
             "service": [SERVICE],
             "environment": [ENVIRONMENT],

@@ -953,7 +953,7 @@ class TestGrafanaProvisioning:
         """Trace to metrics: Prometheus queries keyed by the span's service and model."""
         t2m = self.datasources()["jaeger"]["jsonData"]["tracesToMetrics"]
         assert "prometheus" == t2m["datasourceUid"]
-        assert {"service.name": "job", "gen_ai.request.model": "gen_ai_request_model"} == {
+        assert {"service.name": "service_name", "gen_ai.request.model": "gen_ai_request_model"} == {
             t["key"]: t["value"] for t in t2m["tags"]
         }
         assert all("{$$__tags}" in q["query"] for q in t2m["queries"])
