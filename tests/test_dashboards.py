@@ -395,6 +395,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     work = tmp_path_factory.mktemp("dashboards")
     metrics_port, prometheus_port = free_port(), free_port()
     shutil.copy(ROOT / "deploy" / "prometheus.test.yml", work / "prometheus.yml")
+    shutil.copytree(ROOT / "deploy" / "rules", work / "rules")  # its rule_files: rules/*.yml
     (work / "targets").mkdir()
     (work / "targets" / "app.json").write_text(
         json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"]}])
@@ -456,6 +457,13 @@ def finite(vector: dict[str, float]) -> dict[str, float]:
 
 
 ALL_PROMQL = promql_queries()
+RECORDED = [
+    rule["record"]
+    for path in sorted((ROOT / "deploy" / "rules").glob("*.yml"))
+    for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    for rule in group["rules"]
+    if "record" in rule
+]
 
 
 @pytest.mark.real_component
@@ -503,6 +511,25 @@ class TestAgainstPrometheus:
             "model": ["all-minilm", "broken", "llama3.2", "qwen3:8b"],
         }[name]
         assert expected == sorted(values)
+
+    @pytest.mark.parametrize("record", RECORDED)
+    def test_recording_rules_record_real_series(self, live: Live, record: str) -> None:
+        """Each recording rule of deploy/rules/, loaded by this Prometheus, has data."""
+        result: dict[str, float] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not result:
+            result = finite(live.api.vector(record))
+            if not result:
+                time.sleep(0.5)
+        assert result, f"{record}: no data"
+        for labels in map(json.loads, result):
+            assert labels["service_name"] == SERVICE, labels
+
+    def test_recorded_error_ratio_sees_the_failures(self, live: Live) -> None:
+        """The recorded error ratio: 1 for the failing model, 0 for the others."""
+        ratios = live.api.vector("service_model:gen_ai_client_operation_errors:ratio_rate5m")
+        by_model = {json.loads(k)["gen_ai_request_model"]: v for k, v in ratios.items()}
+        assert {"all-minilm": 0.0, "broken": 1.0, "llama3.2": 0.0, "qwen3:8b": 0.0} == by_model
 
     def test_error_ratio_sees_the_failures(self, live: Live) -> None:
         """The failing model's error ratio is 1 and the healthy ones' 0."""
