@@ -65,6 +65,14 @@ METRICS: dict[str, str] = {
 }
 """OTel instrument name → Prometheus name, for every metric a dashboard reads."""
 
+# -- recorded series (deploy/rules/otel-llm.rules.yml): 5-minute rates already summed per
+#    service, environment and model, so a per-model panel reads one series per model
+#    instead of every raw series. The Prometheus the dashboards read must load the rules
+#    (both shipped configs do).
+RECORDED_CALLS = "service_model:gen_ai_client_operations:rate5m"
+RECORDED_ERRORS = "service_model:gen_ai_client_operation_errors:rate5m"
+RECORDED_OUTPUT_TOKENS = "service_model:gen_ai_client_output_tokens:rate5m"
+
 # -- labels (attribute keys with "." → "_")
 SERVICE = "service_name"
 """service.name, copied onto every series by the Collector (resource_constant_labels) and by
@@ -292,12 +300,16 @@ def traces_table(
 
 
 # -- LLM overview ---------------------------------------------------------------------------
+def recorded(name: str) -> str:
+    """``sum by (model) (name{variables})``: a recorded per-model series, environments summed."""
+    return f"sum by ({MODEL}) ({name}{{{SELECTOR}}})"
+
+
 def overview() -> db.Dashboard:
-    calls = f"sum by ({MODEL}) ({rate(OPERATION_DURATION + '_count')})"
+    calls = recorded(RECORDED_CALLS)
     failed = rate(OPERATION_DURATION + "_count", FAILED)
-    errors = f"sum by ({MODEL}) ({failed})"
+    errors = recorded(RECORDED_ERRORS)
     cold_loads = f"{MODEL_LOAD_DURATION}_count{{{SELECTOR}}}"
-    output = f'{TOKEN_TYPE}="output"'
     return (
         base(
             "LLM overview",
@@ -376,7 +388,8 @@ def overview() -> db.Dashboard:
             series(
                 "Calls/s by model",
                 PER_SECOND,
-                "LLM calls per second, one line per requested model.",
+                "LLM calls per second, one line per requested model (5-minute rate,"
+                " recorded by deploy/rules).",
                 promql(calls, legend(MODEL)),
             )
         )
@@ -384,7 +397,8 @@ def overview() -> db.Dashboard:
             series(
                 "Error ratio by model",
                 RATIO,
-                "Failed calls / all calls per model; 0 when a model had no error.",
+                "Failed calls / all calls per model; 0 when a model had no error (5-minute"
+                " rates, recorded by deploy/rules).",
                 promql(
                     f"({errors} or {calls} * 0) / {calls}",
                     legend(MODEL),
@@ -446,11 +460,9 @@ def overview() -> db.Dashboard:
             series(
                 "Output tokens/s by model",
                 TOKENS_PER_SECOND,
-                "Output tokens generated per second, as the server counted them.",
-                promql(
-                    f"sum by ({MODEL}) ({rate(TOKEN_USAGE + '_sum', output)})",
-                    legend(MODEL),
-                ),
+                "Output tokens generated per second, as the server counted them (5-minute"
+                " rate, recorded by deploy/rules).",
+                promql(recorded(RECORDED_OUTPUT_TOKENS), legend(MODEL)),
                 width=8,
             )
         )
