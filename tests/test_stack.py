@@ -5,8 +5,11 @@ every file it mounts present; images pinned; ports on loopback only. The collect
 Jaeger configs linted structurally (every pipeline component defined and used, connectors
 wired both ways, memory_limiter first and batch last, known current component names and
 option keys); ports consistent across compose, collector, Jaeger, Prometheus, Grafana and
-the SDK's OTLP defaults. Prometheus configs through a real ``promtool``. The production
-manifests (``deploy/production/``) parsed and linted the same way.
+the SDK's OTLP defaults. Every option of every collector-style config typed against the
+Go field it decodes into (the Collector decodes strictly), deprecated options refused.
+Grafana datasources' jsonData keys checked against what each plugin reads. Prometheus
+configs (with their rule files) through a real ``promtool``. The production manifests
+(``deploy/production/``) parsed and linted the same way.
 """
 
 from __future__ import annotations
