@@ -1,8 +1,9 @@
 """LLM-aware checks shared by the pytest plugin and ``otel-llm check``.
 
-* ``semconv_problems``: each LLM span against the GenAI semantic conventions
-  (``/work/shared/reference/genai-semconv.md`` §1): required and conditionally required
-  attributes, types, span name and kind, status vs ``error.type``, deprecated names.
+* ``semconv_problems``: each LLM span against the OpenTelemetry GenAI semantic
+  conventions for inference spans (``gen-ai-spans.md`` in open-telemetry/semantic-conventions):
+  required and conditionally required attributes, types, span name and kind, status vs
+  ``error.type``, deprecated names.
 * ``content_problems``: prompt/completion text on any span or event.
 * ``metrics_problems``: GenAI metrics agree with the spans (call counts, token sums).
 
