@@ -210,7 +210,6 @@ class TestFixtures:
         run(app).assert_outcomes(passed=3)
 
 
-
 REDIRECT = """
 import asyncio
 
@@ -294,11 +293,10 @@ class TestRedirect:
             monkeypatch.setenv("OLLAMA_HOST", real.host)
             monkeypatch.setenv("OPENAI_BASE_URL", f"{real.url}/v1")
             monkeypatch.setenv("OPENAI_API_KEY", "x")
-            pytester.makepyfile(
-                test_inner_redirect=f"REAL_HOST = {real.host!r}\n" + REDIRECT
-            )
+            pytester.makepyfile(test_inner_redirect=f"REAL_HOST = {real.host!r}\n" + REDIRECT)
             result = pytester.runpytest_subprocess(*NO_NOISE)
         result.assert_outcomes(passed=6)
+
 
 ASSERTIONS = (
     HEADER
