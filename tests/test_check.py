@@ -20,11 +20,11 @@ import ollama
 import pytest
 
 from otel_llm.check import main as check_main
-from otel_llm.check.spec import SpecError, evaluate, load_spec
 from otel_llm.testing import capture, otlp_json
 from otel_llm.testing._model import SpanRecord, from_readable
-from otel_llm.testing._view import percentile
+from otel_llm.testing._problems import percentile
 from otel_llm.testing.mock_ollama import MockOllama
+from otel_llm.testing.spec import SpecError, evaluate, load_spec
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]

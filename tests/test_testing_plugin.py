@@ -614,7 +614,7 @@ class TestLLMChecks:
         run(app).assert_outcomes(passed=2)
 
     def test_spec_inside_a_test(self, app: pytest.Pytester) -> None:
-        """llm_trace.check() runs an otel-llm check spec on the captured spans."""
+        """llm_trace.assert_spec() runs an otel-llm check spec on the captured spans."""
         app.makepyfile(
             test_inner_spec=HEADER
             + textwrap.dedent(
@@ -631,7 +631,7 @@ class TestLLMChecks:
 
             def test_spec(mock_ollama, llm_trace):
                 rag("Why is the sky blue?")
-                llm_trace.check(SPEC)
+                llm_trace.assert_spec(SPEC)
             """
             )
         )
@@ -644,6 +644,21 @@ class TestLLMChecks:
                 "E*1 of 1 spans: output_tokens <= 5 expected",
             ]
         )
+
+    def test_old_names_still_work(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
+        """check() (deprecated) is assert_spec(); otel_llm.check.spec re-exports the engine."""
+        from otel_llm.check import spec as old_home
+        from otel_llm.testing import spec as new_home
+
+        ollama.Client(host=mock_ollama.host).chat(model="llama3.2", messages=[])
+        failing = {"checks": [{"name": "no calls", "expect": {"count": 0}}]}
+        with (
+            pytest.warns(DeprecationWarning, match="assert_spec"),
+            pytest.raises(AssertionError, match="1 of 1 checks failed"),
+        ):
+            llm_trace.check(failing)
+        names = ("Check", "CheckResult", "SpecError", "evaluate", "load_spec")
+        assert [getattr(new_home, n) for n in names] == [getattr(old_home, n) for n in names]
 
 
 class TestDeterminism:

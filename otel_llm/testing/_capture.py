@@ -44,9 +44,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otel_llm import semconv as sc
-from otel_llm.testing import _checks, otlp_json
-from otel_llm.testing._checks import MetricPoint
+from otel_llm.testing import _problems, otlp_json
 from otel_llm.testing._model import from_readable
+from otel_llm.testing._problems import MetricPoint
 from otel_llm.testing._select import Index
 from otel_llm.testing._view import TraceView
 
@@ -287,7 +287,7 @@ class CaptureLLM(TraceView):
         """GenAI metrics agree with the spans: calls per model, input and output token sums."""
         if not self.metrics_enabled:
             return self
-        problems = _checks.metrics_problems(self.records, self.metrics())
+        problems = _problems.metrics_problems(self.records, self.metrics())
         if problems:
             raise self._fail("metrics disagree with the trace:\n  " + "\n  ".join(problems))
         return self

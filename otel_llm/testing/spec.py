@@ -1,8 +1,9 @@
-"""The ``otel-llm check`` spec: declarative assertions on exported LLM traces.
+"""The spec: named checks on LLM traces, in YAML, run by ``otel-llm check`` and ``assert_spec``.
 
 A spec is YAML (or JSON, or a dict) with a list of checks. Each check selects spans,
-then expects things of them; the selector and matcher vocabulary is the pytest
-plugin's (``otel_llm.testing.match``, ``otel_llm.testing._select``)::
+then expects things of them. The vocabulary is the pytest plugin's: selectors
+(``_select``), matchers (``match``), and each ``expect`` key is a problem finder of
+``_problems`` (the same one behind the matching ``SpanSet.assert_*``)::
 
     checks:
       - name: every chat call succeeds
@@ -36,31 +37,20 @@ and ``no_content`` (true); ``shape`` (an outline, or ``{outline: ..., strict: tr
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from otel_llm.testing import _checks, _shape
+from otel_llm.testing import _problems as pb
+from otel_llm.testing import _shape
 from otel_llm.testing._model import SpanRecord
-from otel_llm.testing._select import Index, Selector, selector
-from otel_llm.testing._view import TraceView, percentile
+from otel_llm.testing._select import STATUS, VALUES, Index, Selector, selector
 from otel_llm.testing.match import OPERATORS, Matcher, as_matcher
 
 __all__ = ["Check", "CheckResult", "SpecError", "evaluate", "load_spec"]
 
 _MAX_LISTED: Final = 5
-_AGGREGATE = re.compile(r"^(p\d{1,2}(?:\.\d+)?|max|min|mean|sum)$")
-_VALUES: Final[dict[str, Callable[[SpanRecord], Any]]] = {
-    "duration": lambda r: (r.end_ns - r.start_ns) / 1e9,
-    "input_tokens": lambda r: r.attributes.get("gen_ai.usage.input_tokens"),
-    "output_tokens": lambda r: r.attributes.get("gen_ai.usage.output_tokens"),
-    "total_tokens": lambda r: _total(r),
-    "time_to_first_chunk": lambda r: r.attributes.get("gen_ai.response.time_to_first_chunk"),
-}
-_UNITS: Final = {"duration": " s", "time_to_first_chunk": " s"}
 _EXPECT_KEYS: Final = frozenset(
     {
         "count",
@@ -74,7 +64,7 @@ _EXPECT_KEYS: Final = frozenset(
         "semconv",
         "no_content",
         "shape",
-        *_VALUES,
+        *pb.MEASURES,
     }
 )
 _CHECK_KEYS: Final = frozenset(
@@ -84,15 +74,6 @@ _CHECK_KEYS: Final = frozenset(
 
 class SpecError(ValueError):
     """The spec cannot be read; the message names the check and the key."""
-
-
-def _total(record: SpanRecord) -> int | None:
-    values = [
-        record.attributes.get("gen_ai.usage.input_tokens"),
-        record.attributes.get("gen_ai.usage.output_tokens"),
-    ]
-    numbers = [v for v in values if isinstance(v, int)]
-    return sum(numbers) if numbers else None
 
 
 @dataclass(frozen=True)
@@ -134,8 +115,8 @@ def _split_metric(spec: Any, where: str) -> tuple[Matcher | None, dict[str, Matc
     """A metric expectation: per-span matcher ops and aggregate matchers (``p95``...)."""
     if not isinstance(spec, Mapping):
         return as_matcher(spec), {}
-    each = {k: v for k, v in spec.items() if not _AGGREGATE.match(str(k))}
-    aggregates = {str(k): as_matcher(v) for k, v in spec.items() if _AGGREGATE.match(str(k))}
+    each = {k: v for k, v in spec.items() if not pb.AGGREGATE.match(str(k))}
+    aggregates = {str(k): as_matcher(v) for k, v in spec.items() if pb.AGGREGATE.match(str(k))}
     unknown = sorted(set(map(str, each)) - OPERATORS)
     if unknown:
         raise SpecError(
@@ -204,12 +185,12 @@ def _compile(raw: Any, position: int) -> Check:
 
 def _validate_expect(expect: Mapping[str, Any], where: str) -> None:
     for key, value in expect.items():
-        if key in _VALUES:
+        if key in pb.MEASURES:
             _split_metric(value, f"{where}: expect.{key}")
         elif key in ("count", "error_type"):
             as_matcher(value)
         elif key == "status":
-            if str(value).lower() not in ("ok", "error", "unset"):
+            if str(value).lower() not in STATUS:
                 raise SpecError(f"{where}: expect.status must be ok, error or unset")
         elif key == "attributes":
             if not isinstance(value, Mapping):
@@ -272,23 +253,15 @@ def _parse(text: str, where: str) -> Any:
         raise SpecError(f"{where}: not valid YAML/JSON: {exc}") from exc
 
 
-# -- evaluation ----------------------------------------------------------------------------
+# -- evaluation: each expect key frames what its problem finder found ----------------------
 
 
 def _label(record: SpanRecord) -> str:
     return f"{record.name} [trace {record.trace_id} span {record.span_id}]"
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}{unit}"
-    return f"{value!r}{unit}"
-
-
-def _each(
-    selected: Sequence[SpanRecord], problem: Callable[[SpanRecord], str | None], what: str
-) -> list[str]:
-    bad = [(r, p) for r in selected for p in [problem(r)] if p is not None]
+def _each(selected: Sequence[SpanRecord], finder: pb.Finder, what: str) -> list[str]:
+    bad = pb.find(selected, finder)
     if not bad:
         return []
     lines = [f"{len(bad)} of {len(selected)} spans: {what}"]
@@ -298,55 +271,33 @@ def _each(
     return ["\n".join(lines)]
 
 
-def _aggregate(name: str, values: Sequence[float]) -> float:
-    if name == "max":
-        return max(values)
-    if name == "min":
-        return min(values)
-    if name == "sum":
-        return math.fsum(values)
-    if name == "mean":
-        return math.fsum(values) / len(values)
-    return percentile(values, float(name[1:]))
-
-
-def _metric(key: str, spec: Any, selected: Sequence[SpanRecord]) -> list[str]:
+def _measure(key: str, spec: Any, selected: Sequence[SpanRecord]) -> list[str]:
     each, aggregates = _split_metric(spec, key)
-    get = _VALUES[key]
-    unit = _UNITS.get(key, "")
+    get = VALUES[key]
+    unit = pb.UNITS.get(key, "")
     problems: list[str] = []
     if each is not None:
-        m = each
         having = [r for r in selected if get(r) is not None]
         if not having:
             problems.append(f"no {key} values among {len(selected)} spans")
         problems += _each(
-            having,
-            lambda r: None if m(get(r)) else f"{key} = {_fmt(get(r), unit)}",
-            f"{key} {m.describe()}{unit} expected",
+            having, pb.value_finder(key, each), f"{key} {each.describe()}{unit} expected"
         )
     if aggregates:
-        values = [
-            float(v)
-            for v in map(get, selected)
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        ]
+        values = [float(v) for v in map(get, selected) if v is not None]
         if not values:
             return [*problems, f"no {key} values among {len(selected)} spans"]
         for name, matcher in aggregates.items():
-            result = _aggregate(name, values)
+            result = pb.aggregate(name, values)
             if not matcher(result):
                 worst = sorted(selected, key=lambda r: get(r) or 0, reverse=True)[:3]
                 lines = [
-                    f"{name} {key} = {_fmt(result, unit)}, expected {matcher.describe()}{unit}"
+                    f"{name} {key} = {pb.show(result, unit)}, expected {matcher.describe()}{unit}"
                     f" (over {len(values)} spans); highest:"
                 ]
-                lines.extend(f"{_fmt(get(r), unit)}: {_label(r)}" for r in worst)
+                lines.extend(f"{pb.show(get(r), unit)}: {_label(r)}" for r in worst)
                 problems.append("\n".join(lines))
     return problems
-
-
-_STATUS = {"ok": ("UNSET", "OK"), "error": ("ERROR",), "unset": ("UNSET",)}
 
 
 def _expect(
@@ -366,90 +317,38 @@ def _expect(
             )
     if "status" in expect:
         wanted = str(expect["status"]).lower()
-        codes = _STATUS[wanted]
-        problems += _each(
-            selected,
-            lambda r: (
-                None
-                if r.status in codes
-                else f"status {r.status}"
-                + (
-                    f" (error.type={r.attributes['error.type']!r})"
-                    if "error.type" in r.attributes
-                    else ""
-                )
-            ),
-            f"status {wanted} expected",
-        )
+        problems += _each(selected, pb.status_finder(wanted), f"status {wanted} expected")
     if "error_type" in expect:
         m = as_matcher(expect["error_type"])
-        problems += _each(
-            selected,
-            lambda r: (
-                None
-                if m(r.attributes.get("error.type"))
-                else f"error.type={r.attributes.get('error.type')!r}"
-            ),
-            f"error.type {m.describe()} expected",
-        )
+        problems += _each(selected, pb.error_type_finder(m), f"error.type {m.describe()} expected")
     for name, spec in (expect.get("attributes") or {}).items():
-        m_attr = as_matcher(spec)
-
-        def attr_problem(r: SpanRecord, n: str = name, m: Matcher = m_attr) -> str | None:
-            if m(r.attributes.get(n)):
-                return None
-            return f"{n} missing" if n not in r.attributes else f"{n}={r.attributes[n]!r}"
-
-        problems += _each(selected, attr_problem, f"{name} {m_attr.describe()} expected")
-    for key in _VALUES:
+        m = as_matcher(spec)
+        problems += _each(selected, pb.attribute_finder(name, m), f"{name} {m.describe()} expected")
+    for key in pb.MEASURES:
         if key in expect:
-            problems += _metric(key, expect[key], selected)
+            problems += _measure(key, expect[key], selected)
     for relation in ("before", "after"):
         if relation in expect:
             target = selector(expect[relation])
             others = [r for r in scope if target(r, index)]
-
-            def order(
-                r: SpanRecord,
-                rel: str = relation,
-                pool: list[SpanRecord] = others,
-                t: Selector = target,
-            ) -> str | None:
-                same = [o for o in pool if o.trace_id == r.trace_id and o is not r]
-                if not same:
-                    return f"no span with {t.describe()} in its trace"
-                if rel == "before":
-                    late = [o for o in same if o.start_ns < r.end_ns]
-                    return f"ends after {late[0].name!r} starts" if late else None
-                early = [o for o in same if o.end_ns > r.start_ns]
-                return f"starts before {early[0].name!r} ends" if early else None
-
-            problems += _each(selected, order, f"{relation} {target.describe()} expected")
+            finder = pb.order_finder(relation, others, f"span with {target.describe()}")
+            problems += _each(selected, finder, f"{relation} {target.describe()} expected")
     if "parent" in expect:
         sel = selector(expect["parent"])
-
-        def parent_problem(r: SpanRecord) -> str | None:
-            parent = index.parent(r)
-            if parent is None:
-                return "no parent"
-            return None if sel(parent, index) else f"parent is {parent.name!r}"
-
-        problems += _each(selected, parent_problem, f"a parent with {sel.describe()} expected")
-    if "ancestor" in expect:
-        sel_a = selector(expect["ancestor"])
         problems += _each(
-            selected,
-            lambda r: (
-                None if any(sel_a(a, index) for a in index.ancestors(r)) else "no such ancestor"
-            ),
-            f"an ancestor with {sel_a.describe()} expected",
+            selected, pb.parent_finder(sel, index), f"a parent with {sel.describe()} expected"
+        )
+    if "ancestor" in expect:
+        sel = selector(expect["ancestor"])
+        problems += _each(
+            selected, pb.ancestor_finder(sel, index), f"an ancestor with {sel.describe()} expected"
         )
     if expect.get("semconv"):
-        semconv = _checks.semconv_problems(selected)
+        semconv = pb.semconv_problems(selected)
         if semconv:
             problems.append("GenAI semantic-convention problems:\n" + "\n".join(semconv[:20]))
     if expect.get("no_content"):
-        content = _checks.content_problems(selected)
+        content = pb.content_problems(selected)
         if content:
             problems.append("content recorded:\n" + "\n".join(content[:20]))
     if "shape" in expect:
@@ -463,9 +362,23 @@ def _expect(
     return problems
 
 
-def evaluate(checks: Sequence[Check], view: TraceView | Sequence[SpanRecord]) -> list[CheckResult]:
-    """Run each check on the spans; one result per check, in order."""
-    index = view._index if isinstance(view, TraceView) else Index(view)
+class Indexed(Protocol):
+    """Anything holding an ``Index`` of spans: a ``TraceView``, a ``CaptureLLM``."""
+
+    @property
+    def _index(self) -> Index: ...
+
+
+def evaluate(
+    checks: Sequence[Check], view: Indexed | Index | Sequence[SpanRecord]
+) -> list[CheckResult]:
+    """Run each check on the spans (a ``TraceView``, an ``Index`` or records); one result each."""
+    if isinstance(view, Index):
+        index = view
+    elif isinstance(view, Sequence):
+        index = Index(view)
+    else:
+        index = view._index
     results = []
     for check in checks:
         result = CheckResult(check)
