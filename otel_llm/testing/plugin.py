@@ -115,6 +115,7 @@ def _mock_config(request: pytest.FixtureRequest) -> dict[str, Any]:
 def _build_mock(request: pytest.FixtureRequest, config: Mapping[str, Any]) -> MockOllama:
     try:
         from otel_llm.testing import mock_ollama as mo
+        from otel_llm.testing.mock_ollama._files import listed_models
     except ImportError as exc:  # pragma: no cover - uvicorn comes with otel-llm[testing]
         raise pytest.UsageError(
             f"the mock_ollama fixture needs `pip install 'otel-llm[testing]'` ({exc})"
@@ -135,9 +136,7 @@ def _build_mock(request: pytest.FixtureRequest, config: Mapping[str, Any]) -> Mo
     default = config.get("default", base.default)
     if isinstance(default, Mapping):
         default = mo.scenario_from_dict(default, "default")
-    models = list(config.get("models") or config.get("listed") or base.models)
-    known = {mo._full_name(m) for m in models}
-    models.extend(m for m in scenarios if mo._full_name(m) not in known)
+    models = listed_models(config.get("models") or config.get("listed") or base.models, scenarios)
     return mo.MockOllama(scenarios, default=default, models=models)
 
 
