@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import ollama
 import pytest
 
 import otel_llm
 from otel_llm.testing import CaptureLLM, MockOllama, Scenario, ToolCall, lt, otlp_json, prefix
+from otel_llm.testing._route import route_to
 
 pytest_plugins = ["pytester"]
 
@@ -296,6 +300,19 @@ class TestRedirect:
             pytester.makepyfile(test_inner_redirect=f"REAL_HOST = {real.host!r}\n" + REDIRECT)
             result = pytester.runpytest_subprocess(*NO_NOISE)
         result.assert_outcomes(passed=6)
+
+    def test_transport_twins_keep_their_signatures(self) -> None:
+        """While routed, the sync and async transport methods take what httpx's take."""
+
+        def shape(method: Callable[..., object]) -> list[tuple[str, object]]:
+            return [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+
+        sync, asyn = httpx.HTTPTransport, httpx.AsyncHTTPTransport
+        before = (shape(sync.handle_request), shape(asyn.handle_async_request))
+        with MockOllama() as mock, route_to(mock.url):
+            during = (shape(sync.handle_request), shape(asyn.handle_async_request))
+            assert inspect.iscoroutinefunction(asyn.handle_async_request)
+        assert (before, before[0]) == (during, during[1])  # unchanged, and sync == async
 
 
 ASSERTIONS = (
