@@ -357,6 +357,10 @@ class MetricPoint:
     count: int = 0  # histograms only
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def matches(self, attributes: Mapping[str, Any] | None) -> bool:
+        """Every given attribute has this value on the point (None: any point)."""
+        return all(self.attributes.get(k) == v for k, v in (attributes or {}).items())
+
 
 def _names() -> dict[str, str]:
     """The metric names the checks read, from ``otel_llm.instruments`` (their one home)."""
@@ -433,7 +437,7 @@ def metrics_problems(records: Sequence[SpanRecord], points: Sequence[MetricPoint
     def metric_sum(name: str, where: Mapping[str, Any] | None = None) -> dict[Group, float]:
         sums: dict[Group, float] = defaultdict(float)
         for point in by_name.get(name, ()):
-            if all(point.attributes.get(k) == v for k, v in (where or {}).items()):
+            if point.matches(where):
                 sums[_group(point.attributes)] += point.value
         return sums
 

@@ -215,7 +215,7 @@ class SpanView(_Base):
         return f"<SpanView {summarize(self.record)}>"
 
     # -- assertions
-    def _check(self, ok: bool, message: str) -> SpanView:
+    def _require(self, ok: bool, message: str) -> SpanView:
         if not ok:
             raise self._fail(f"{summarize(self.record)}\n  {message}", [self.record])
         return self
@@ -224,23 +224,23 @@ class SpanView(_Base):
         """Status is not ERROR."""
         error = self.error_type
         detail = f" (error.type={error!r}, {self.record.status_message!r})" if error else ""
-        return self._check(
+        return self._require(
             self.ok, f"expected the span to succeed, but its status is ERROR{detail}"
         )
 
     def assert_error(self, type: Any = None, message: Any = None) -> SpanView:
         """Status is ERROR; ``type`` matches ``error.type``, ``message`` the status message."""
-        self._check(not self.ok, "expected the span to fail, but its status is not ERROR")
+        self._require(not self.ok, "expected the span to fail, but its status is not ERROR")
         if type is not None:
             matcher = as_matcher(type)
-            self._check(
+            self._require(
                 matcher(self.error_type),
                 f"expected error.type {matcher.describe()}, got {self.error_type!r}",
             )
         if message is not None:
             matcher = as_matcher(message)
             text = self.record.status_message
-            self._check(
+            self._require(
                 matcher(text), f"expected the status message {matcher.describe()}, got {text!r}"
             )
         return self
@@ -253,7 +253,7 @@ class SpanView(_Base):
         matcher = keyword_matcher(expected, **ops) or as_matcher({"exists": True})
         value = self.record.attributes.get(name)
         got = "it is missing" if name not in self.record.attributes else f"got {value!r}"
-        return self._check(matcher(value), f"expected {name} {matcher.describe()}, {got}")
+        return self._require(matcher(value), f"expected {name} {matcher.describe()}, {got}")
 
     def assert_attrs(self, expected: Mapping[str, Any]) -> SpanView:
         """Each attribute matches its value or matcher; all mismatches are reported at once."""
@@ -264,17 +264,19 @@ class SpanView(_Base):
             if not matcher(value):
                 got = "missing" if name not in self.record.attributes else repr(value)
                 wrong.append(f"{name}: expected {matcher.describe()}, got {got}")
-        return self._check(not wrong, "attribute mismatch:\n    " + "\n    ".join(wrong))
+        return self._require(not wrong, "attribute mismatch:\n    " + "\n    ".join(wrong))
 
     def assert_no_attr(self, name: str) -> SpanView:
         value = self.record.attributes.get(name)
-        return self._check(name not in self.record.attributes, f"expected no {name}, got {value!r}")
+        return self._require(
+            name not in self.record.attributes, f"expected no {name}, got {value!r}"
+        )
 
     def assert_tokens(self, input: Any = None, output: Any = None, total: Any = None) -> SpanView:
         """Token counts: each a value (equality) or a matcher (``lt(4000)``, ``{"lte": 4000}``)."""
         for label, matcher in _token_matchers(input, output, total):
             value = VALUES[f"{label}_tokens"](self.record)
-            self._check(
+            self._require(
                 matcher(value), f"expected {label} tokens {matcher.describe()}, got {value!r}"
             )
         return self
@@ -284,7 +286,7 @@ class SpanView(_Base):
         matcher = keyword_matcher(expected, **ops)
         if matcher is None:
             raise TypeError("assert_duration needs a matcher, e.g. lt=2.0")
-        return self._check(
+        return self._require(
             matcher(self.duration),
             f"expected a duration {matcher.describe()} s, got {self.duration:.6g} s",
         )
@@ -292,7 +294,7 @@ class SpanView(_Base):
     def assert_child_of(self, parent: SpanView) -> SpanView:
         actual = self.parent
         got = "it is a root span" if actual is None else f"its parent is {actual.name!r}"
-        return self._check(
+        return self._require(
             actual == parent, f"expected to be a child of {parent.name!r}, but {got}"
         )
 
@@ -302,7 +304,7 @@ class SpanView(_Base):
 
     def assert_descendant_of(self, ancestor: SpanView) -> SpanView:
         chain = [a.name for a in self.ancestors]
-        return self._check(
+        return self._require(
             ancestor in self.ancestors,
             f"expected to be under {ancestor.name!r}; its ancestors are {chain or 'none'}",
         )
@@ -310,7 +312,7 @@ class SpanView(_Base):
     def assert_before(self, other: SpanView) -> SpanView:
         """This span ended before ``other`` started."""
         gap = seconds(other.record.start_ns - self.record.end_ns)
-        return self._check(
+        return self._require(
             gap >= 0, f"expected to end before {other.name!r} starts; it ended {-gap:.6g} s after"
         )
 

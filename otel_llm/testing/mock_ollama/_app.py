@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from otel_llm.testing._model import NS_PER_S, nanoseconds
 from otel_llm.testing.mock_ollama._content import (
     _count,
     _details,
@@ -296,7 +297,7 @@ class _App:
         await self._native(req, {"models": models})
 
     async def _ps(self, req: _Request) -> None:
-        expires = _rfc3339nano(time.time_ns() + 300 * 1_000_000_000, _LOCAL_OFFSET)
+        expires = _rfc3339nano(time.time_ns() + nanoseconds(300), _LOCAL_OFFSET)
         models = [
             {
                 "name": _full_name(m),
@@ -527,7 +528,7 @@ class _App:
         )
 
     async def _v1_models(self, req: _Request) -> None:
-        created = _MODIFIED_NS // 1_000_000_000
+        created = _MODIFIED_NS // NS_PER_S
         data = [
             {"id": _full_name(m), "object": "model", "created": created, "owned_by": _owner(m)}
             for m in self._models()
@@ -537,7 +538,7 @@ class _App:
     async def _v1_model(self, req: _Request) -> None:
         model = req.path.removeprefix("/v1/models/")
         model, _ = self._scenario(model)
-        created = _MODIFIED_NS // 1_000_000_000
+        created = _MODIFIED_NS // NS_PER_S
         await self._v1(
             req, {"id": model, "object": "model", "created": created, "owned_by": _owner(model)}
         )
