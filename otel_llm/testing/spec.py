@@ -37,7 +37,7 @@ and ``no_content`` (true); ``shape`` (an outline, or ``{outline: ..., strict: tr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -51,22 +51,21 @@ from otel_llm.testing.match import OPERATORS, Matcher, as_matcher
 __all__ = ["Check", "CheckResult", "SpecError", "evaluate", "load_spec"]
 
 _MAX_LISTED: Final = 5
-_EXPECT_KEYS: Final = frozenset(
-    {
-        "count",
-        "status",
-        "error_type",
-        "attributes",
-        "before",
-        "after",
-        "parent",
-        "ancestor",
-        "semconv",
-        "no_content",
-        "shape",
-        *pb.MEASURES,
-    }
+_EXPECT_ORDER: Final = (  # the order problems are reported in
+    "count",
+    "status",
+    "error_type",
+    "attributes",
+    *pb.MEASURES,
+    "before",
+    "after",
+    "parent",
+    "ancestor",
+    "semconv",
+    "no_content",
+    "shape",
 )
+_EXPECT_KEYS: Final = frozenset(_EXPECT_ORDER)
 _CHECK_KEYS: Final = frozenset(
     {"name", "description", "calls", "spans", "per_trace", "expect", "allow_empty"}
 )
@@ -187,18 +186,10 @@ def _validate_expect(expect: Mapping[str, Any], where: str) -> None:
     for key, value in expect.items():
         if key in pb.MEASURES:
             _split_metric(value, f"{where}: expect.{key}")
-        elif key in ("count", "error_type"):
+        elif key == "count":
             as_matcher(value)
-        elif key == "status":
-            if str(value).lower() not in STATUS:
-                raise SpecError(f"{where}: expect.status must be ok, error or unset")
-        elif key == "attributes":
-            if not isinstance(value, Mapping):
-                raise SpecError(f"{where}: expect.attributes must map names to matchers")
-            for spec in value.values():
-                as_matcher(spec)
-        elif key in ("before", "after", "parent", "ancestor"):
-            selector(value)
+        elif key in _PER_SPAN:
+            _PER_SPAN[key](value, Index(()), ())  # builds the finders: bad values raise here
         elif key == "shape":
             outline = value.get("outline") if isinstance(value, Mapping) else value
             if not isinstance(outline, str):
@@ -300,6 +291,63 @@ def _measure(key: str, spec: Any, selected: Sequence[SpanRecord]) -> list[str]:
     return problems
 
 
+Rows = list[tuple[pb.Finder, str]]
+"""Finders for one ``expect`` key, each with what it expects (for the report)."""
+
+
+def _status_rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+    wanted = str(value).lower()
+    if wanted not in STATUS:
+        raise ValueError("expect.status must be ok, error or unset")
+    return [(pb.status_finder(wanted), f"status {wanted} expected")]
+
+
+def _error_type_rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+    m = as_matcher(value)
+    return [(pb.error_type_finder(m), f"error.type {m.describe()} expected")]
+
+
+def _attributes_rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+    if not isinstance(value, Mapping):
+        raise ValueError("expect.attributes must map names to matchers")
+    matchers = {str(name): as_matcher(spec) for name, spec in value.items()}
+    return [
+        (pb.attribute_finder(n, m), f"{n} {m.describe()} expected") for n, m in matchers.items()
+    ]
+
+
+def _order_rows(relation: str) -> Callable[[Any, Index, Sequence[SpanRecord]], Rows]:
+    def rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+        target = selector(value)
+        others = [r for r in scope if target(r, index)]
+        finder = pb.order_finder(relation, others, f"span with {target.describe()}")
+        return [(finder, f"{relation} {target.describe()} expected")]
+
+    return rows
+
+
+def _parent_rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+    sel = selector(value)
+    return [(pb.parent_finder(sel, index), f"a parent with {sel.describe()} expected")]
+
+
+def _ancestor_rows(value: Any, index: Index, scope: Sequence[SpanRecord]) -> Rows:
+    sel = selector(value)
+    return [(pb.ancestor_finder(sel, index), f"an ancestor with {sel.describe()} expected")]
+
+
+_PER_SPAN: Final[dict[str, Callable[[Any, Index, Sequence[SpanRecord]], Rows]]] = {
+    "status": _status_rows,
+    "error_type": _error_type_rows,
+    "attributes": _attributes_rows,
+    "before": _order_rows("before"),
+    "after": _order_rows("after"),
+    "parent": _parent_rows,
+    "ancestor": _ancestor_rows,
+}
+"""``expect`` keys that hold for every selected span: the key's value → its finders."""
+
+
 def _expect(
     check: Check, selected: list[SpanRecord], scope: Sequence[SpanRecord], index: Index
 ) -> list[str]:
@@ -307,58 +355,36 @@ def _expect(
     problems: list[str] = []
     if not selected and "count" not in expect and not check.allow_empty:
         return [f"selected no {check.what}" + (f" ({check.said})" if check.said else "")]
-    if "count" in expect:
-        matcher = as_matcher(expect["count"])
-        if not matcher(len(selected)):
-            found = "\n".join(_label(r) for r in selected[:_MAX_LISTED])
-            problems.append(
-                f"count = {len(selected)}, expected {matcher.describe()}"
-                + (f"\n{found}" if found else "")
-            )
-    if "status" in expect:
-        wanted = str(expect["status"]).lower()
-        problems += _each(selected, pb.status_finder(wanted), f"status {wanted} expected")
-    if "error_type" in expect:
-        m = as_matcher(expect["error_type"])
-        problems += _each(selected, pb.error_type_finder(m), f"error.type {m.describe()} expected")
-    for name, spec in (expect.get("attributes") or {}).items():
-        m = as_matcher(spec)
-        problems += _each(selected, pb.attribute_finder(name, m), f"{name} {m.describe()} expected")
-    for key in pb.MEASURES:
-        if key in expect:
-            problems += _measure(key, expect[key], selected)
-    for relation in ("before", "after"):
-        if relation in expect:
-            target = selector(expect[relation])
-            others = [r for r in scope if target(r, index)]
-            finder = pb.order_finder(relation, others, f"span with {target.describe()}")
-            problems += _each(selected, finder, f"{relation} {target.describe()} expected")
-    if "parent" in expect:
-        sel = selector(expect["parent"])
-        problems += _each(
-            selected, pb.parent_finder(sel, index), f"a parent with {sel.describe()} expected"
-        )
-    if "ancestor" in expect:
-        sel = selector(expect["ancestor"])
-        problems += _each(
-            selected, pb.ancestor_finder(sel, index), f"an ancestor with {sel.describe()} expected"
-        )
-    if expect.get("semconv"):
-        semconv = pb.semconv_problems(selected)
-        if semconv:
-            problems.append("GenAI semantic-convention problems:\n" + "\n".join(semconv[:20]))
-    if expect.get("no_content"):
-        content = pb.content_problems(selected)
-        if content:
-            problems.append("content recorded:\n" + "\n".join(content[:20]))
-    if "shape" in expect:
-        value = expect["shape"]
-        outline = value["outline"] if isinstance(value, Mapping) else value
-        strict = bool(value.get("strict")) if isinstance(value, Mapping) else False
-        shape_index = index if check.per_trace is None else Index(scope)
-        mismatch = _shape.match_shape(outline, shape_index, strict=strict)
-        if mismatch:
-            problems.append(mismatch)
+    for key in (k for k in _EXPECT_ORDER if k in expect):
+        value = expect[key]
+        if key in _PER_SPAN:
+            for finder, what in _PER_SPAN[key](value, index, scope):
+                problems += _each(selected, finder, what)
+        elif key in pb.MEASURES:
+            problems += _measure(key, value, selected)
+        elif key == "count":
+            matcher = as_matcher(value)
+            if not matcher(len(selected)):
+                found = "\n".join(_label(r) for r in selected[:_MAX_LISTED])
+                problems.append(
+                    f"count = {len(selected)}, expected {matcher.describe()}"
+                    + (f"\n{found}" if found else "")
+                )
+        elif key == "semconv" and value:
+            semconv = pb.semconv_problems(selected)
+            if semconv:
+                problems.append("GenAI semantic-convention problems:\n" + "\n".join(semconv[:20]))
+        elif key == "no_content" and value:
+            content = pb.content_problems(selected)
+            if content:
+                problems.append("content recorded:\n" + "\n".join(content[:20]))
+        elif key == "shape":
+            outline = value["outline"] if isinstance(value, Mapping) else value
+            strict = bool(value.get("strict")) if isinstance(value, Mapping) else False
+            shape_index = index if check.per_trace is None else Index(scope)
+            mismatch = _shape.match_shape(outline, shape_index, strict=strict)
+            if mismatch:
+                problems.append(mismatch)
     return problems
 
 
