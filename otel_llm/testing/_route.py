@@ -31,6 +31,8 @@ from typing import Any, Final
 
 import httpx
 
+from otel_llm import environment_variables as env
+
 __all__ = ["DEFAULT_HOSTS", "DEFAULT_PORT", "route_to"]
 
 _HTTP_MODULES: Final = ("httpx", "httpx2")  # ollama uses httpx; openai >= 3 uses httpx2
@@ -83,7 +85,7 @@ def _ollama_default_client(url: str) -> Iterator[None]:
     If ``ollama`` is first imported during the test, its client was built from the
     mock's ``OLLAMA_HOST``: it is sent back to the address the environment gave before.
     """
-    before = os.environ.get("OLLAMA_HOST")
+    before = os.environ.get(env.OLLAMA_HOST)
     inner = _ollama_http_client()
     saved = None if inner is None else inner.base_url
     if inner is not None:
