@@ -72,6 +72,32 @@ class TestConfig:
         config = parse_args(["--listen", ":9000", "--upstream", "https://ollama.internal"], env)
         assert (("127.0.0.1", 9000), "https://ollama.internal") == (config.listen, config.upstream)
 
+    def test_client_limits_defaults(self) -> None:
+        """Client limits default to nginx/Go-like values: 32 KiB head, 100 fields, 10 s, 75 s."""
+        limits = parse_args([], {}).limits
+        assert (32 * 1024, 100, 10.0, 75.0) == (
+            limits.max_header_bytes,
+            limits.max_headers,
+            limits.header_timeout,
+            limits.idle_timeout,
+        )
+
+    def test_client_limits_from_environment_and_flags(self) -> None:
+        """Each client limit reads its variable; a flag wins over it."""
+        env = {
+            "OTEL_LLM_PROXY_MAX_HEADER_SIZE": "16KiB",
+            "OTEL_LLM_PROXY_MAX_HEADERS": "50",
+            "OTEL_LLM_PROXY_HEADER_TIMEOUT": "0.5",
+            "OTEL_LLM_PROXY_IDLE_TIMEOUT": "30",
+        }
+        config = parse_args(["--max-headers", "64", "--idle-timeout", "5"], env)
+        assert (16 * 1024, 64, 0.5, 5.0) == (
+            config.max_header_size,
+            config.max_headers,
+            config.header_timeout,
+            config.idle_timeout,
+        )
+
     def test_tokens_not_in_repr(self) -> None:
         """Token values never show in the config's repr (so never in a log of it)."""
         assert "hunter2" not in repr(ProxyConfig(tokens=("hunter2",)))
@@ -87,6 +113,11 @@ class TestConfig:
             (["--listen", "http://127.0.0.1:1"], {}),
             (["--max-body", "lots"], {}),
             (["--timeout", "-1"], {}),
+            (["--max-header-size", "100"], {}),
+            (["--max-headers", "0"], {}),
+            (["--max-headers", "many"], {}),
+            (["--header-timeout", "0"], {}),
+            (["--idle-timeout", "-5"], {}),
             (["--listen", "127.0.0.1:11434"], {}),  # the proxy in front of itself
             (["--admin", "127.0.0.1:11435"], {}),
         ],

@@ -8,7 +8,8 @@ per step:
 ``app`` (SERVER span, context, refusals) → ``forward`` (upstream exchange through an
 ``httpx.AsyncClient`` patched by ``otel_llm.instrument()``: one telemetry core) with
 ``headers`` (hop-by-hop rules) and ``auth`` (bearer tokens); ``admin`` serves
-``/metrics``, ``/healthz``, ``/readyz``; ``server`` runs both on uvicorn; ``config``
+``/metrics``, ``/healthz``, ``/readyz``; ``protocol`` is the client connection (uvicorn's
+HTTP/1.1 with header size, count and time limits); ``server`` runs both; ``config``
 resolves flags and ``OTEL_LLM_PROXY_*`` variables. Needs the ``proxy`` extra.
 """
 
