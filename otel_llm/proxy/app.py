@@ -30,7 +30,6 @@ from otel_llm.proxy.auth import CHALLENGE, BearerAuth
 from otel_llm.proxy.config import ProxyConfig
 from otel_llm.proxy.forward import (
     ClientGone,
-    ClientPool,
     Exchange,
     Forwarder,
     Receive,
@@ -39,6 +38,7 @@ from otel_llm.proxy.forward import (
     Send,
     drain,
     send_error,
+    upstream_client,
 )
 from otel_llm.proxy.protocol import ABSOLUTE_FORM, ALLOW, CONNECT_REFUSED
 from otel_llm.tags import TAG_PREFIX, allow_list
@@ -93,23 +93,23 @@ def route_of(path: str) -> str | None:
 
 
 class ProxyApp:
-    """ASGI app forwarding every request to ``config.upstream`` through patched httpx clients."""
+    """ASGI app forwarding every request to ``config.upstream`` through a patched httpx client."""
 
     def __init__(
         self,
         config: ProxyConfig,
-        clients: ClientPool | None = None,
+        client: httpx.AsyncClient | None = None,
         *,
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
         self.config = config
-        self.clients = clients or ClientPool(config.connect_timeout, config.timeout)
-        """The upstream clients; ``await app.clients.aclose()`` on shutdown."""
+        self.client = client or upstream_client(config.connect_timeout, config.timeout)
+        """The upstream client; ``await app.client.aclose()`` on shutdown."""
         self._auth = BearerAuth(config.tokens)
         self._max_headers = config.max_headers
         self._forward = Forwarder(
-            self.clients,
+            self.client,
             config.upstream,
             max_body=config.max_body,
             strip_authorization=self._auth.enabled,

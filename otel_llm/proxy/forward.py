@@ -3,7 +3,8 @@
 The request goes out through an ``httpx.AsyncClient`` that ``otel_llm.instrument()``
 has patched, so an LLM call gets its GenAI span from the same core an in-process app
 uses (request parsing, stream observer, metrics): the proxy adds no telemetry of its own
-to it. The contract:
+to it. Under that client, ``upstream.UpstreamTransport`` does the HTTP and hands each
+body chunk to the client connection before it goes up to the telemetry. The contract:
 
 * Bodies stream both ways. Each upstream chunk is sent to the client as it arrives
   (uvicorn writes it at once and applies backpressure in ``send``); an upload is read
@@ -32,17 +33,18 @@ import httpx
 
 from otel_llm.adapters import match
 from otel_llm.proxy.headers import request_headers, response_headers
+from otel_llm.proxy.upstream import SINK, UpstreamTransport
 
 __all__ = [
     "JSON",
     "ClientGone",
-    "ClientPool",
     "Exchange",
     "Forwarder",
     "Refused",
     "drain",
     "error_body",
     "make_client",
+    "upstream_client",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -117,6 +119,7 @@ def make_client(
     timeout: float,
     keepalive: int = 256,
     verify: ssl.SSLContext | bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """An upstream client: no env proxies, no redirects, no cookie jar, Nagle off.
 
@@ -127,11 +130,12 @@ def make_client(
     """
     from http.cookiejar import CookieJar, DefaultCookiePolicy
 
-    transport = httpx.AsyncHTTPTransport(
-        verify=verify,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
+    if transport is None:
+        transport = httpx.AsyncHTTPTransport(
+            verify=verify,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=connect_timeout),
@@ -141,44 +145,15 @@ def make_client(
     )
 
 
-class ClientPool:
-    """Upstream clients lent out one request at a time, each keeping one warm connection.
+def upstream_client(connect_timeout: float, timeout: float) -> httpx.AsyncClient:
+    """The proxy's upstream client: ``make_client``'s settings over ``UpstreamTransport``.
 
-    httpcore's pool checks every connection on every request and response close
-    (``has_expired`` polls the socket; the idle count is recomputed per connection,
-    O(n²)), so 64 concurrent streams through one ``AsyncClient`` spend more CPU in pool
-    bookkeeping than in forwarding. A LIFO free list of single-connection clients keeps
-    that O(1). Every client is a patched ``httpx.AsyncClient``: the telemetry is the
-    core's, unchanged.
+    It is a plain ``httpx.AsyncClient``, so ``otel_llm.instrument()`` has patched its
+    ``send``: the GenAI telemetry is the core's, unchanged.
     """
-
-    def __init__(self, connect_timeout: float, timeout: float, max_idle: int = 256) -> None:
-        self._connect_timeout = connect_timeout
-        self._timeout = timeout
-        self._max_idle = max_idle
-        self._idle: list[httpx.AsyncClient] = []
-        self._all: set[httpx.AsyncClient] = set()
-        self._ssl = httpx.create_ssl_context()  # once: loading the CA bundle takes ~30 ms
-
-    def acquire(self) -> httpx.AsyncClient:
-        if self._idle:
-            return self._idle.pop()
-        client = make_client(self._connect_timeout, self._timeout, keepalive=1, verify=self._ssl)
-        self._all.add(client)
-        return client
-
-    async def release(self, client: httpx.AsyncClient) -> None:
-        if len(self._idle) < self._max_idle and not client.is_closed:
-            self._idle.append(client)
-            return
-        self._all.discard(client)
-        await client.aclose()
-
-    async def aclose(self) -> None:
-        clients, self._all, self._idle = list(self._all), set(), []
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+    return make_client(
+        connect_timeout, timeout, transport=UpstreamTransport(httpx.create_ssl_context())
+    )
 
 
 async def send_error(
@@ -204,13 +179,13 @@ class Forwarder:
 
     def __init__(
         self,
-        clients: ClientPool,
+        client: httpx.AsyncClient,
         upstream: str,
         *,
         max_body: int = 0,
         strip_authorization: bool = False,
     ) -> None:
-        self._clients = clients
+        self._client = client
         self._base = upstream.rstrip("/")
         self._max_body = max_body
         self._strip_authorization = strip_authorization
@@ -331,17 +306,15 @@ class Forwarder:
     # --- response side
 
     async def _exchange(self, request: httpx.Request, send: Send, exchange: Exchange) -> None:
-        client = self._clients.acquire()
-        try:
-            await self._roundtrip(client, request, send, exchange)
-        finally:
-            await self._clients.release(client)
+        async def sink(chunk: bytes) -> None:
+            # called by the transport below the telemetry: the client has each chunk
+            # before the core parses it (and, on the final record, ends the span)
+            exchange.bytes_out += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def _roundtrip(
-        self, client: httpx.AsyncClient, request: httpx.Request, send: Send, exchange: Exchange
-    ) -> None:
+        request.extensions[SINK] = sink
         try:
-            response = await client.send(request, stream=True)
+            response = await self._client.send(request, stream=True)
         except (Refused, ClientGone):
             raise
         except httpx.TimeoutException as exc:
@@ -363,9 +336,8 @@ class Forwarder:
                 }
             )
             try:
-                async for chunk in response.aiter_raw():
-                    exchange.bytes_out += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                async for _ in response.aiter_raw():
+                    pass  # the sink forwarded it
             except httpx.TransportError as exc:
                 # Headers are gone: returning without the last message makes the server
                 # cut the connection, so the client sees the break as it would directly.

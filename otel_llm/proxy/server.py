@@ -162,7 +162,7 @@ class _Runner:
         finally:
             for task in tasks:
                 task.cancel()
-            await app.clients.aclose()
+            await app.client.aclose()
             await client.aclose()
 
 
