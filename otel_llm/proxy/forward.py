@@ -53,6 +53,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json; charset=utf-8"
+_URL_CACHE = 256
 DRAIN_LIMIT = 4 * 1024 * 1024
 """Most request bytes read and dropped after refusing a body as too large."""
 
@@ -119,9 +120,9 @@ def make_client(
     timeout: float,
     keepalive: int = 256,
     verify: ssl.SSLContext | bool = True,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An upstream client: no env proxies, no redirects, no cookie jar, Nagle off.
+    """A plain upstream client (the admin's readiness check): no env proxies, no
+    redirects, no cookie jar, Nagle off.
 
     Requests are built as ``httpx.Request`` and passed to ``send``, so the client's
     default headers (``User-Agent: python-httpx``...) are never merged in. httpcore
@@ -130,12 +131,11 @@ def make_client(
     """
     from http.cookiejar import CookieJar, DefaultCookiePolicy
 
-    if transport is None:
-        transport = httpx.AsyncHTTPTransport(
-            verify=verify,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
+    transport = httpx.AsyncHTTPTransport(
+        verify=verify,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=keepalive),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=connect_timeout),
@@ -145,14 +145,39 @@ def make_client(
     )
 
 
+class _NoCookies(httpx.Cookies):
+    """Keeps no cookie and, unlike an empty jar, spends nothing per response looking."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _UpstreamClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` (so ``instrument()``'s patch of ``send`` applies) that
+    never reads ``Set-Cookie``: a gateway passes cookies on, it keeps none."""
+
+    _none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
 def upstream_client(connect_timeout: float, timeout: float) -> httpx.AsyncClient:
     """The proxy's upstream client: ``make_client``'s settings over ``UpstreamTransport``.
 
-    It is a plain ``httpx.AsyncClient``, so ``otel_llm.instrument()`` has patched its
-    ``send``: the GenAI telemetry is the core's, unchanged.
+    Its ``send`` is ``httpx.AsyncClient.send``, which ``otel_llm.instrument()`` patched:
+    the GenAI telemetry is the core's, unchanged.
     """
-    return make_client(
-        connect_timeout, timeout, transport=UpstreamTransport(httpx.create_ssl_context())
+    return _UpstreamClient(
+        transport=UpstreamTransport(httpx.create_ssl_context()),
+        timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
     )
 
 
@@ -186,6 +211,7 @@ class Forwarder:
         strip_authorization: bool = False,
     ) -> None:
         self._client = client
+        self._urls: dict[str, httpx.URL] = {}
         self._base = upstream.rstrip("/")
         self._max_body = max_body
         self._strip_authorization = strip_authorization
@@ -251,11 +277,19 @@ class Forwarder:
 
     # --- request side
 
-    def _url(self, scope: Scope) -> str:
+    def _url(self, scope: Scope) -> httpx.URL:
+        """The upstream URL; parsed once per distinct target (URLs are immutable)."""
         raw_path: bytes | None = scope.get("raw_path")
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         query: bytes = scope.get("query_string", b"")
-        return self._base + path + ("?" + query.decode("latin-1") if query else "")
+        target = path + ("?" + query.decode("latin-1") if query else "")
+        url = self._urls.get(target)
+        if url is None:
+            url = httpx.URL(self._base + target)
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()  # many distinct targets (blobs, queries): start over
+            self._urls[target] = url
+        return url
 
     def _check_length(self, headers: list[tuple[bytes, bytes]]) -> None:
         if not self._max_body:

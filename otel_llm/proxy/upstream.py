@@ -75,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.head_done = False
         self.done = False
         self.until_close = False
+        self.keep_alive = False
         self.received = False
         self.error: Exception | None = None
         self.chunks: deque[bytes] = deque()
@@ -145,6 +146,7 @@ class _Connection(asyncio.Protocol):
             return
         self.status = status
         self.head_done = True
+        self.keep_alive = bool(self.parser.should_keep_alive())  # llhttp forgets it at the end
         if self.head_only or status in _NO_BODY_STATUS:
             self.done = True
         else:
@@ -219,7 +221,7 @@ class _Connection(asyncio.Protocol):
             and not self.closed
             and not self.until_close
             and not self.head_only
-            and bool(self.parser.should_keep_alive())
+            and self.keep_alive
         )
 
     def close(self) -> None:
