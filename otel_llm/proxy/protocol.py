@@ -15,12 +15,12 @@ is wrapped here, identically, with what must hold before the app sees a request:
   including ``Content-Length`` together with ``Transfer-Encoding`` (RFC 9112 §6.1),
   which llhttp rejects and the app refuses for h11.
 
-Writes to the client are coalesced per event-loop turn (``_Coalescing``). Every answer
-is Ollama's ``{"error": "..."}`` with ``Connection: close``. The connection
-is then half-closed and read (and dropped) for up to ``LINGER_SECONDS`` before it is
-closed, so unread input does not make the kernel reset it before the client reads the
-answer. The header count and absolute-form targets are checked by the app, which sees
-parsed headers under both parsers.
+Every refusal here is Ollama's ``{"error": "..."}`` with ``Connection: close``; the
+connection is then half-closed and read (and dropped) for up to ``LINGER_SECONDS``
+before it is closed, so unread input does not make the kernel reset it before the
+client reads the answer. The header count and absolute-form targets are checked by the
+app, which sees parsed headers under both parsers. Separately, a response head waits
+for its first body bytes so both leave in one write (``_Coalescing``).
 """
 
 from __future__ import annotations
@@ -81,40 +81,45 @@ def refusal(status: int, message: str, extra: bytes = b"") -> bytes:
 
 
 class _Coalescing:
-    """A transport whose writes within one event-loop turn leave in one ``send`` call.
+    """A transport that holds a response's head until its first body bytes (or the end
+    of the event-loop turn), so both leave in one ``send`` call.
 
-    uvicorn writes a response head, each body chunk and the chunked terminator
-    separately; on loopback each write is a syscall that also runs the receiver's TCP
-    path, the largest single cost in the proxy's profile. Joining what one turn wrote
-    (head and body of a non-streamed answer, the last record and the terminator) saves
-    those, and delays nothing: the flush runs before the loop next waits for I/O.
+    uvicorn writes a response head and each body chunk separately; on loopback every
+    write is a syscall that also runs the receiver's TCP path, the largest single cost
+    in the proxy's profile. Joining the head with what follows saves one per response
+    and delays nothing: body chunks are written at once (the client has each before the
+    telemetry looks at it), and a lone head leaves before the loop next waits for I/O.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "_transport")
+    __slots__ = ("_held", "_loop", "_transport", "fresh")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._pending: list[bytes] = []
-        self._scheduled = False
+        self._held: bytes | None = None
+        self.fresh = True
+        """The next write is a response head: hold it."""
 
     def write(self, data: bytes) -> None:
         if not data:
             return
-        self._pending.append(data)
-        if not self._scheduled:
-            self._scheduled = True
+        if self.fresh:
+            self.fresh = False
+            self._held = data
             self._loop.call_soon(self._flush)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
 
     def _flush(self) -> None:
-        self._scheduled = False
-        pending = self._pending
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        pending.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def write_eof(self) -> None:
         self._flush()
@@ -125,11 +130,12 @@ class _Coalescing:
         self._transport.close()
 
     def abort(self) -> None:
-        self._pending.clear()
+        self._held = None
         self._transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        held = self._held
+        return self._transport.get_write_buffer_size() + (len(held) if held else 0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -143,6 +149,7 @@ class _Guard:
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     cycle: Any
+    _writer: _Coalescing
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,8 +163,8 @@ class _Guard:
     # --- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        coalescing = _Coalescing(transport, self.loop)  # type: ignore[arg-type]
-        super().connection_made(coalescing)  # type: ignore[misc]
+        self._writer = _Coalescing(transport, self.loop)  # type: ignore[arg-type]
+        super().connection_made(self._writer)  # type: ignore[misc]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -218,6 +225,7 @@ class _Guard:
         cycle = self.cycle
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not cycle:  # a head was complete: the next one starts afresh
+            self._writer.fresh = True  # and its answer's head may wait for its body
             self._head_bytes = 0
             self._head_start = b""
             self._cancel_head_timer()
