@@ -220,7 +220,6 @@ class _Connection(asyncio.Protocol):
             and self.error is None
             and not self.closed
             and not self.until_close
-            and not self.head_only
             and self.keep_alive
         )
 
