@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from otel_llm.proxy.config import (
 )
 from otel_llm.proxy.forward import error_body
 from otel_llm.proxy.headers import request_headers, response_headers
+from otel_llm.proxy.protocol import _Coalescing
 
 
 class TestConfig:
@@ -275,3 +278,59 @@ class TestErrorsAndRoutes:
     def test_route(self, path: str, route: str | None) -> None:
         """Only Ollama's own routes become ``http.route`` (bounded cardinality)."""
         assert route == route_of(path)
+
+
+class _Recorder:
+    """A transport stand-in that records each write (each would be one syscall)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class TestCoalescing:
+    def _run(self, steps: Any) -> list[bytes]:
+        async def main() -> list[bytes]:
+            inner = _Recorder()
+            writer = _Coalescing(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+            steps(writer)
+            await asyncio.sleep(0)  # one loop turn
+            await asyncio.sleep(0)
+            return inner.writes
+
+        return asyncio.run(main())
+
+    def test_head_and_body_leave_together(self) -> None:
+        """A head followed by its body in the same turn is one write."""
+        writes = self._run(lambda w: (w.write(b"HEAD"), w.write(b"BODY"), w.write(b"")))
+        assert [b"HEADBODY"] == writes
+
+    def test_lone_head_flushed_by_end_of_turn(self) -> None:
+        """A head whose body is not there yet still leaves within the turn."""
+        assert [b"HEAD"] == self._run(lambda w: w.write(b"HEAD"))
+
+    def test_body_chunks_are_not_held(self) -> None:
+        """After the head, every chunk is written at once, in order."""
+        writes = self._run(lambda w: [w.write(c) for c in (b"H", b"a", b"b", b"c")])
+        assert [b"Ha", b"b", b"c"] == writes
+
+    def test_close_flushes(self) -> None:
+        """Closing right after a held head still sends it first."""
+
+        def steps(writer: Any) -> None:
+            writer.write(b"HEAD")
+            writer.close()
+
+        assert [b"HEAD"] == self._run(steps)
