@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -354,3 +358,38 @@ class TestFailures:
         with pytest.raises(httpx.RemoteProtocolError):
             asyncio.run(main())
         assert 1 == server.connections
+
+
+class TestTLS:
+    def test_https_upstream(self, serve: Any, tmp_path: Path) -> None:
+        """An ``https`` upstream is spoken to over TLS, its certificate verified."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("openssl is not installed")
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        args = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        args += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        args += ["-addext", "subjectAltName=IP:127.0.0.1"]
+        subprocess.run(
+            args,
+            check=True,
+            capture_output=True,
+        )
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(cert, key)
+
+        def script(conn: socket.socket, index: int) -> None:
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                while server.read_request(tls) is not None:
+                    tls.sendall(OK)
+
+        server = serve(script)
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+
+        async def main() -> list[tuple[int, bytes]]:
+            transport = UpstreamTransport(client_ctx)
+            async with httpx.AsyncClient(transport=transport, timeout=5) as http:
+                url = server.url.replace("http://", "https://") + "/"
+                return [await get(http, url) for _ in range(2)]
+
+        assert ([(200, b"hello")] * 2, 1) == (asyncio.run(main()), server.connections)
