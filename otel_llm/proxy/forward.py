@@ -251,29 +251,33 @@ class Forwarder:
             ),
             content=content,
         )
-        upstream = asyncio.ensure_future(self._exchange(request, send, exchange))
+        # The exchange runs in this task (no extra task, no extra wake-up per request); a
+        # disconnect seen by the watcher cancels this task, and only that cancellation is
+        # swallowed here.
+        task = asyncio.current_task()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, body_done, exchange))
-        gone = False
+        state = {"active": True, "gone": False}
 
-        def on_gone(task: asyncio.Future[bool]) -> None:
-            nonlocal gone
-            if not task.cancelled() and task.exception() is None and task.result():
-                gone = True
-                upstream.cancel()
+        def on_gone(done: asyncio.Future[bool]) -> None:
+            if not state["active"] or done.cancelled() or done.exception() is not None:
+                return
+            if done.result() and task is not None:
+                state["gone"] = True
+                task.cancel()
 
         watcher.add_done_callback(on_gone)
         try:
-            await upstream
+            await self._exchange(request, send, exchange)
         except asyncio.CancelledError:
-            if not gone:
+            if not state["gone"]:
                 raise  # we are being cancelled (shutdown deadline): not the client's doing
+            uncancel = getattr(task, "uncancel", None)  # 3.11+: the count must balance
+            if uncancel is not None:
+                uncancel()
             exchange.outcome = "client_disconnected"
         finally:
+            state["active"] = False
             watcher.cancel()
-            if not upstream.done():
-                upstream.cancel()
-                with contextlib.suppress(BaseException):
-                    await upstream
 
     # --- request side
 
