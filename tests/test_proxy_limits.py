@@ -41,6 +41,7 @@ def proxy(request: pytest.FixtureRequest, mock: MockOllama) -> Iterator[ProxySer
         max_headers=20,
         header_timeout=0.5,
         idle_timeout=0.5,
+        body_timeout=0.5,
     )
     with ProxyServer(config) as server:
         yield server
@@ -238,3 +239,36 @@ class TestRefusals:
             answer.closed,
             1 + whole.count(b"HTTP/1.1 200"),
         )
+
+
+class TestBodyTimeout:
+    def test_stalled_body_408(self, proxy: ProxyServer, mock: MockOllama) -> None:
+        """A body that stops arriving mid-way gets 408 and a closed connection; the LLM
+        call it belonged to never reaches the upstream."""
+        count = len(mock.requests)
+        with connect(proxy) as sock:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"model":'
+            )
+            answer = read_all(sock)
+        assert (408, True, True, count) == (
+            answer.status,
+            answer.error(),
+            answer.closed,
+            len(mock.requests),
+        )
+
+    def test_slow_but_steady_body_served(self, proxy: ProxyServer) -> None:
+        """A body sent in pieces, none of them late, is read whole and answered."""
+        body = b'{"model":"llama3.2","messages":[],"stream":false}'
+        with connect(proxy) as sock:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            for start in range(0, len(body), 10):
+                sock.sendall(body[start : start + 10])
+                time.sleep(0.1)  # 0.1 s gaps: the deadline (0.5 s) is per silence
+            answer = read_all(sock)
+        assert (200, True) == (answer.status, answer.closed)

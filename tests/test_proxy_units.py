@@ -76,13 +76,15 @@ class TestConfig:
         assert (("127.0.0.1", 9000), "https://ollama.internal") == (config.listen, config.upstream)
 
     def test_client_limits_defaults(self) -> None:
-        """Client limits default to nginx/Go-like values: 32 KiB head, 100 fields, 10 s, 75 s."""
+        """Client limits default to nginx/Go-like values: 32 KiB head, 100 fields, 10 s for a
+        head, 75 s idle, 60 s of body silence."""
         limits = parse_args([], {}).limits
-        assert (32 * 1024, 100, 10.0, 75.0) == (
+        assert (32 * 1024, 100, 10.0, 75.0, 60.0) == (
             limits.max_header_bytes,
             limits.max_headers,
             limits.header_timeout,
             limits.idle_timeout,
+            limits.body_timeout,
         )
 
     def test_client_limits_from_environment_and_flags(self) -> None:
@@ -92,13 +94,15 @@ class TestConfig:
             "OTEL_LLM_PROXY_MAX_HEADERS": "50",
             "OTEL_LLM_PROXY_HEADER_TIMEOUT": "0.5",
             "OTEL_LLM_PROXY_IDLE_TIMEOUT": "30",
+            "OTEL_LLM_PROXY_BODY_TIMEOUT": "20",
         }
         config = parse_args(["--max-headers", "64", "--idle-timeout", "5"], env)
-        assert (16 * 1024, 64, 0.5, 5.0) == (
+        assert (16 * 1024, 64, 0.5, 5.0, 20.0) == (
             config.max_header_size,
             config.max_headers,
             config.header_timeout,
             config.idle_timeout,
+            config.body_timeout,
         )
 
     def test_tokens_not_in_repr(self) -> None:
@@ -121,6 +125,7 @@ class TestConfig:
             (["--max-headers", "many"], {}),
             (["--header-timeout", "0"], {}),
             (["--idle-timeout", "-5"], {}),
+            (["--body-timeout", "0"], {}),
             (["--listen", "127.0.0.1:11434"], {}),  # the proxy in front of itself
             (["--admin", "127.0.0.1:11435"], {}),
         ],

@@ -18,6 +18,7 @@ from otel_llm.proxy.protocol import Limits
 
 __all__ = [
     "DEFAULT_ADMIN",
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LISTEN",
@@ -45,6 +46,7 @@ DEFAULT_MAX_HEADER_SIZE = 32 * 1024
 DEFAULT_MAX_HEADERS = 100
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 75.0
+DEFAULT_BODY_TIMEOUT = 60.0  # nginx's client_body_timeout
 
 # Environment variables (each mirrors the flag of the same name).
 ENV_LISTEN = "OTEL_LLM_PROXY_LISTEN"
@@ -57,6 +59,7 @@ ENV_MAX_HEADER_SIZE = "OTEL_LLM_PROXY_MAX_HEADER_SIZE"
 ENV_MAX_HEADERS = "OTEL_LLM_PROXY_MAX_HEADERS"
 ENV_HEADER_TIMEOUT = "OTEL_LLM_PROXY_HEADER_TIMEOUT"
 ENV_IDLE_TIMEOUT = "OTEL_LLM_PROXY_IDLE_TIMEOUT"
+ENV_BODY_TIMEOUT = "OTEL_LLM_PROXY_BODY_TIMEOUT"
 ENV_CONNECT_TIMEOUT = "OTEL_LLM_PROXY_CONNECT_TIMEOUT"
 ENV_TIMEOUT = "OTEL_LLM_PROXY_TIMEOUT"
 ENV_SHUTDOWN_TIMEOUT = "OTEL_LLM_PROXY_SHUTDOWN_TIMEOUT"
@@ -96,6 +99,8 @@ class ProxyConfig:
     """Seconds a client gets to send a whole request head (408, or a close, beyond)."""
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     """Seconds an idle keep-alive client connection stays open."""
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    """Seconds a request body may go without a byte (408 beyond)."""
     connect_timeout: float = 10.0
     """Seconds to connect to the upstream before answering 502... 504."""
     timeout: float = 600.0
@@ -119,7 +124,11 @@ class ProxyConfig:
     def limits(self) -> Limits:
         """What one client connection may take, for the HTTP protocol."""
         return Limits(
-            self.max_header_size, self.max_headers, self.header_timeout, self.idle_timeout
+            self.max_header_size,
+            self.max_headers,
+            self.header_timeout,
+            self.idle_timeout,
+            self.body_timeout,
         )
 
     @property
@@ -260,6 +269,10 @@ def _parser() -> argparse.ArgumentParser:
         "--idle-timeout",
         help=f"seconds an idle client connection stays open (${ENV_IDLE_TIMEOUT}; 75)",
     )
+    add(
+        "--body-timeout",
+        help=f"seconds a request body may go without a byte (${ENV_BODY_TIMEOUT}; 60)",
+    )
     add("--connect-timeout", help=f"seconds to connect upstream (${ENV_CONNECT_TIMEOUT}; 10)")
     add("--timeout", help=f"seconds the upstream may stay silent (${ENV_TIMEOUT}; 600)")
     add(
@@ -322,6 +335,9 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
         idle_timeout=_float(
             "idle timeout", pick(args.idle_timeout, ENV_IDLE_TIMEOUT, str(DEFAULT_IDLE_TIMEOUT))
         ),
+        body_timeout=_float(
+            "body timeout", pick(args.body_timeout, ENV_BODY_TIMEOUT, str(DEFAULT_BODY_TIMEOUT))
+        ),
         connect_timeout=_float(
             "connect timeout", pick(args.connect_timeout, ENV_CONNECT_TIMEOUT, "10")
         ),
@@ -352,8 +368,8 @@ def check(config: ProxyConfig) -> None:
         raise ConfigError("max header size must be at least 1KiB")
     if config.max_headers < 1:
         raise ConfigError("max headers must be positive")
-    if config.header_timeout <= 0 or config.idle_timeout <= 0:
-        raise ConfigError("header and idle timeouts must be positive")
+    if min(config.header_timeout, config.idle_timeout, config.body_timeout) <= 0:
+        raise ConfigError("header, body and idle timeouts must be positive")
     parts = urlsplit(config.upstream)
     host, port = config.listen
     if (

@@ -6,10 +6,11 @@ is wrapped here, identically, with what must hold before the app sees a request:
 * **Head size.** At most ``max_header_bytes`` of request line and headers are handed to
   the parser; one byte more and the answer is 431. Memory stays bounded whatever the
   client sends.
-* **Head deadline.** A request's head must be complete ``header_timeout`` seconds after
+* **Deadlines.** A request's head must be complete ``header_timeout`` seconds after
   its first byte (or after the connection opened): 408 if part of it came, a silent
-  close if nothing did. An idle keep-alive connection is closed after ``idle_timeout``
-  (uvicorn's keep-alive timer).
+  close if nothing did. A request body may not go silent for ``body_timeout`` seconds
+  (408). An idle keep-alive connection is closed after ``idle_timeout`` (uvicorn's
+  keep-alive timer).
 * **Refusals the parser would get wrong.** ``CONNECT`` gets 405 (httptools fails on its
   authority-form target, h11 would hand it on); every malformed request gets 400,
   including ``Content-Length`` together with ``Transfer-Encoding`` (RFC 9112 §6.1),
@@ -63,6 +64,7 @@ class Limits:
     max_headers: int = 100
     header_timeout: float = 10.0
     idle_timeout: float = 75.0
+    body_timeout: float = 60.0
 
 
 def refusal(status: int, message: str, extra: bytes = b"") -> bytes:
@@ -156,6 +158,8 @@ class _Guard:
         self._head_bytes = 0
         self._head_start = b""
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_last = 0.0
         self._refused = False
         self._lingered = 0
         self._linger: asyncio.TimerHandle | None = None
@@ -169,6 +173,9 @@ class _Guard:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -181,6 +188,7 @@ class _Guard:
                 self.transport.close()
             return
         if not self._awaiting_head():
+            self._body_last = self.loop.time()  # the body deadline is per silence, not total
             super().data_received(data)  # type: ignore[misc]
             return
         if self._head_timer is None:
@@ -229,6 +237,12 @@ class _Guard:
             self._head_bytes = 0
             self._head_start = b""
             self._cancel_head_timer()
+            new = self.cycle
+            if new is not None and new.more_body and self._body_timer is None:
+                self._body_last = self.loop.time()
+                self._body_timer = self.loop.call_later(
+                    self.limits.body_timeout, self._body_timeout
+                )
 
     def _awaiting_head(self) -> bool:
         cycle = self.cycle
@@ -257,15 +271,41 @@ class _Guard:
             408, f"request header timeout: send the head within {self.limits.header_timeout:g} s"
         )
 
-    def _refuse(self, status: int, message: str, extra: bytes = b"") -> None:
-        """Answer, half-close, read and drop for a moment, close."""
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or self._refused or cycle is None or not cycle.more_body:
+            return
+        flow = getattr(self, "flow", None)
+        if flow is not None and flow.read_paused:  # we stopped reading (backpressure)
+            self._body_last = self.loop.time()  # silence that is ours does not count
+        silent = self.loop.time() - self._body_last
+        if silent < self.limits.body_timeout:
+            wait = self.limits.body_timeout - silent
+            self._body_timer = self.loop.call_later(wait, self._body_timeout)
+            return
+        self._refuse(
+            408,
+            f"request body timeout: no body bytes for {self.limits.body_timeout:g} s",
+            mid_request=True,
+        )
+
+    def _refuse(
+        self, status: int, message: str, extra: bytes = b"", *, mid_request: bool = False
+    ) -> None:
+        """Answer, half-close, read and drop for a moment, close.
+
+        ``mid_request``: the app is still waiting for this request's body, so it has not
+        answered; it sees a disconnect once the connection is closed.
+        """
         self._refused = True
         self._cancel_head_timer()
         cycle = self.cycle
         transport = self.transport
         if transport.is_closing():
             return
-        if cycle is not None and not cycle.response_complete:
+        answering = cycle is not None and not cycle.response_complete
+        if answering and (cycle.response_started or not mid_request):
             transport.close()  # an answer is under way: ours cannot be written
             return
         transport.write(refusal(status, message, extra))
