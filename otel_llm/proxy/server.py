@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ import httpx
 import structlog
 import uvicorn
 
+from otel_llm._serve import QuietServer, bind
 from otel_llm.proxy.admin import AdminApp, build_registry
 from otel_llm.proxy.app import ProxyApp
 from otel_llm.proxy.config import ConfigError, ProxyConfig, check, parse_args
@@ -43,14 +44,6 @@ from otel_llm.proxy.protocol import Limits, http_protocol
 __all__ = ["ProxyServer", "Telemetry", "http_protocol", "main", "setup_telemetry"]
 
 _logger = logging.getLogger("otel_llm.proxy")
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to us (two servers share one loop)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _uvicorn_config(
@@ -72,21 +65,6 @@ def _uvicorn_config(
         timeout_keep_alive=cast(int, limits.idle_timeout),  # a float works (call_later)
         h11_max_incomplete_event_size=limits.max_header_bytes,
     )
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A bound (not yet listening) TCP socket; port 0 picks a free one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto given explicitly: the stdlib loop sets TCP_NODELAY on accepted sockets only when
-    # sock.proto == IPPROTO_TCP (proto 0 => Nagle stays on: ~40 ms stalls per response)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 @dataclass
@@ -130,7 +108,7 @@ class _Runner:
             meter_provider=telemetry.meter_provider,
         )
         limits = config.limits
-        main = _Server(
+        main = QuietServer(
             _uvicorn_config(
                 app, http_protocol(config.http, limits), config.shutdown_timeout, limits
             )
@@ -140,7 +118,9 @@ class _Runner:
         admin = None
         if self.sockets[1] is not None:
             self.admin = AdminApp(client, config.upstream, build_registry(telemetry.reader))
-            admin = _Server(_uvicorn_config(self.admin, http_protocol("h11", limits), 1.0, limits))
+            admin = QuietServer(
+                _uvicorn_config(self.admin, http_protocol("h11", limits), 1.0, limits)
+            )
             self.servers.append(admin)
             tasks.append(asyncio.ensure_future(admin.serve(sockets=[self.sockets[1]])))
         try:
