@@ -38,3 +38,8 @@ OLLAMA_HOST: Final = "OLLAMA_HOST"
 OTEL_LLM_BAGGAGE_KEYS: Final = "OTEL_LLM_BAGGAGE_KEYS"
 """Comma-separated baggage keys copied to LLM span attributes, besides ``session.id``,
 ``user.id``, ``gen_ai.agent.name``, ``gen_ai.conversation.id`` and ``otel_llm.tag.*``."""
+
+OTEL_LLM_EXPORT_FLUSH_TIMEOUT: Final = "OTEL_LLM_EXPORT_FLUSH_TIMEOUT"
+"""Milliseconds (default 2000) an export may go unanswered during a flush or at exit before
+otel_llm's OTLP exporters count the collector as down and drop the rest; ``0`` waits as long
+as the exporter's own timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
