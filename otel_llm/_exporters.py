@@ -21,7 +21,7 @@ wrapped so that:
   helper threads go to the ``otel_llm.exporter`` logger at DEBUG.
 
 Memory stays bounded by the batch processor's queue (``OTEL_BSP_MAX_QUEUE_SIZE``, 2048
-spans) plus at most one batch held by an abandoned export per exporter. Exporters and
+spans) plus at most two batches held by abandoned exports per endpoint. Exporters and
 providers the app built itself are never wrapped.
 """
 
@@ -77,6 +77,7 @@ EXPORT_FAILED = "export_failed"
 
 _COOL_DOWN_S = 5.0
 _MAX_COOL_DOWN_S = 60.0
+_MAX_STUCK = 2  # abandoned exports still running, per endpoint: bounds threads and memory
 _SPAN_TIMEOUT_MS = 30_000  # OTEL_BSP_EXPORT_TIMEOUT's default (the SDK itself ignores it)
 
 dropped: dict[tuple[str, str], int] = {}
@@ -214,14 +215,14 @@ class _Breaker:
         self._cool_down = _COOL_DOWN_S
         self._open = False
         self._warned = False
-        self.pending: _Attempt | None = None  # an abandoned attempt still running
+        self._stuck: list[_Attempt] = []  # abandoned attempts still running
 
     def admit(self, flush_since: float | None) -> bool:
         """May an export go out now? Closed, or open with a probe due (each flush gets one)."""
         with self._lock:
-            if self.pending is not None and not self.pending.done.is_set():
+            self._stuck = [a for a in self._stuck if not a.done.is_set()]
+            if len(self._stuck) >= _MAX_STUCK:
                 return False
-            self.pending = None
             if not self._open:
                 return True
             now = time.monotonic()
@@ -245,7 +246,7 @@ class _Breaker:
             self._failed_at = now
             self._open_until = now + self._cool_down
             if pending is not None:
-                self.pending = pending
+                self._stuck.append(pending)
             first, self._warned = not self._warned, True
         if first:
             _logger.warning(
