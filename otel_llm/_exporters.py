@@ -216,19 +216,46 @@ class _Breaker:
         self._open = False
         self._warned = False
         self._stuck: list[_Attempt] = []  # abandoned attempts still running
+        self._flushes = 0
+        self._waiting: set[_Attempt] = set()  # attempts being awaited, woken when it opens
+        self._flush_epoch = 0.0  # since when some exporter of this endpoint has been flushing
 
-    def admit(self, flush_since: float | None) -> bool:
-        """May an export go out now? Closed, or open with a probe due (each flush gets one)."""
+    def begin_flush(self) -> None:
+        with self._lock:
+            if self._flushes == 0:
+                self._flush_epoch = time.monotonic()
+            self._flushes += 1
+
+    def end_flush(self) -> None:
+        with self._lock:
+            self._flushes = max(0, self._flushes - 1)
+
+    def admit(self) -> bool:
+        """May an export go out now? Closed, or open with a probe due.
+
+        Flushes (exit: traces and metrics one after the other) get one probe between them,
+        so a collector that is back is not missed and one that hangs costs one timeout.
+        """
         with self._lock:
             self._stuck = [a for a in self._stuck if not a.done.is_set()]
             if len(self._stuck) >= _MAX_STUCK:
                 return False
             if not self._open:
                 return True
-            now = time.monotonic()
-            if flush_since is not None:
-                return self._failed_at < flush_since
-            return now >= self._open_until
+            if self._flushes:
+                return self._failed_at < self._flush_epoch
+            return time.monotonic() >= self._open_until
+
+    def failed_since(self, when: float) -> bool:
+        return self._failed_at > when
+
+    def watch(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._waiting.add(attempt)
+
+    def unwatch(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._waiting.discard(attempt)
 
     def success(self) -> None:
         with self._lock:
@@ -247,7 +274,10 @@ class _Breaker:
             self._open_until = now + self._cool_down
             if pending is not None:
                 self._stuck.append(pending)
+            waiting = list(self._waiting)
             first, self._warned = not self._warned, True
+        for attempt in waiting:  # other signals' exports to this endpoint stop waiting too
+            attempt.wake.set()
         if first:
             _logger.warning(
                 "otel_llm: cannot export %s to %s (%s); telemetry is dropped and counted until it"
@@ -289,22 +319,25 @@ class _FailFast:
     def begin_flush(self) -> None:
         """From now on an export waits at most the flush timeout (an ongoing one too)."""
         self._flush_since = time.monotonic()
+        self._breaker.begin_flush()
         attempt = self._attempt
         if attempt is not None:
             attempt.wake.set()
 
     def end_flush(self) -> None:
         self._flush_since = None
+        self._breaker.end_flush()
 
     def _send(self, call: Callable[[], bool], count: int, timeout: float) -> bool:
-        if not self._breaker.admit(self._flush_since):
+        if not self._breaker.admit():
             _drop(self._signal, COLLECTOR_DOWN, count)
             return False
         attempt = _Attempt(call, self._late)
         self._attempt = attempt
         started = time.monotonic()
+        self._breaker.watch(attempt)
         attempt.start()
-        while not attempt.finished:
+        while not attempt.finished and not self._breaker.failed_since(started):
             limit = started + timeout
             if self._flush_since is not None:
                 limit = min(limit, max(started, self._flush_since) + self._flush_timeout)
@@ -313,6 +346,7 @@ class _FailFast:
                 break
             attempt.wake.wait(remaining)
             attempt.wake.clear()
+        self._breaker.unwatch(attempt)
         self._attempt = None
         if attempt.done.is_set() and attempt.ok:
             self._breaker.success()
