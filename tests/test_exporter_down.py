@@ -269,6 +269,27 @@ class TestFailFastSpanExporter:
         assert 0 == queued
         assert 5000 == lost_since(failed, down)
 
+    def test_grpc_refused_gives_up_after_first_attempt(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The gRPC exporter too: UNAVAILABLE once, then no retries and one warning."""
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        inner = GrpcSpanExporter(endpoint=f"127.0.0.1:{closed_port()}", insecure=True)
+        exporter = _exporters.FailFastSpanExporter(inner)
+        failed = drops("traces", EXPORT_FAILED)
+        try:
+            result = exporter.export(spans(2))
+        finally:
+            exporter.shutdown()
+        assert SpanExportResult.FAILURE == result
+        messages = warnings_from(caplog)
+        assert 1 == len(messages), messages
+        assert "UNAVAILABLE" in messages[0]
+        assert 2 == drops("traces", EXPORT_FAILED) - failed
+
     def test_app_built_exporters_keep_their_own_logs(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
