@@ -209,6 +209,10 @@ class _Breaker:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        self.reset()
+
+    def reset(self) -> None:
+        """Closed, nothing pending (also a forked child's start: no helper threads in it)."""
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._failed_at = -math.inf
@@ -294,6 +298,18 @@ class _Breaker:
 
 _breakers: dict[str, _Breaker] = {}
 _breakers_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A child starts afresh: its parent's helper threads (and their locks) are not in it."""
+    global _breakers_lock, _dropped_lock
+    _breakers_lock, _dropped_lock = threading.Lock(), threading.Lock()
+    for breaker in _breakers.values():
+        breaker.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _breaker(inner: object) -> _Breaker:

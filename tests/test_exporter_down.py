@@ -290,6 +290,26 @@ class TestFailFastSpanExporter:
         assert "UNAVAILABLE" in messages[0]
         assert 2 == drops("traces", EXPORT_FAILED) - failed
 
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+    def test_forked_child_starts_with_a_closed_breaker(
+        self, hanging: Hanging, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A child forked mid-outage does not inherit its parent's stuck exports."""
+        monkeypatch.setenv(OTEL_LLM_EXPORT_FLUSH_TIMEOUT, "50")
+        exporter = _exporters.FailFastSpanExporter(OTLPSpanExporter(endpoint=url(hanging.port)))
+        down = drops("traces", COLLECTOR_DOWN)
+        for _ in range(3):  # each flush probes: two abandoned and still running, then no more
+            exporter.begin_flush()
+            assert SpanExportResult.FAILURE == exporter.export(spans(1))
+            exporter.end_flush()
+        assert 1 == drops("traces", COLLECTOR_DOWN) - down
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            os._exit(0 if exporter._breaker.admit() else 1)
+        _, status = os.waitpid(pid, 0)
+        exporter.shutdown()
+        assert 0 == os.waitstatus_to_exitcode(status)
+
     def test_app_built_exporters_keep_their_own_logs(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
