@@ -193,14 +193,19 @@ def _hush_exporter_loggers() -> None:
 
 
 def _reason(record: logging.LogRecord) -> str:
+    """What went wrong, in a few words, from an exporter's log record."""
+    message = record.getMessage()
     args = record.args if isinstance(record.args, tuple) else ()
-    first = args[0] if args else record.msg
-    text = str(first)
-    if "refused" in text.lower():
+    errors = [a for a in args if isinstance(a, BaseException)]
+    if "refused" in message.lower():
         return "connection refused"
-    if isinstance(first, BaseException):
-        return type(first).__name__
-    return text[:80]
+    if errors:
+        return type(errors[0]).__name__
+    if args and str(record.msg).startswith("Transient"):  # "Transient error %s ..."
+        return str(args[0])[:80]
+    if "timeout" in message.lower() or "deadline" in message.lower():
+        return "timed out"
+    return str(args[-1] if args else message)[:80]
 
 
 # -- the breaker of one endpoint ------------------------------------------------------------
