@@ -13,7 +13,8 @@ wrapped so that:
 - the endpoint's *breaker* then opens: batches are dropped at once, without touching
   the network, and counted (``otel_llm.exporter.span.dropped`` /
   ``otel_llm.exporter.metric_data_point.dropped``); one probe goes through after a
-  cool-down (5 s, doubling to 60 s), and a success closes it again;
+  cool-down (5 s, doubling to 60 s) and at the start of a flush, and a success
+  (a late one from an abandoned export too) closes it again;
 - during a flush (``shutdown``, ``force_flush``, exit) an export waits at most
   ``OTEL_LLM_EXPORT_FLUSH_TIMEOUT`` (2000 ms) for an answer, so a collector that
   accepts and never answers costs that much at exit, not 30 s;
@@ -52,7 +53,9 @@ from otel_llm.environment_variables import OTEL_LLM_EXPORT_FLUSH_TIMEOUT
 from otel_llm.version import __version__
 
 __all__ = [
+    "COLLECTOR_DOWN",
     "DEFAULT_FLUSH_TIMEOUT_MS",
+    "EXPORT_FAILED",
     "FailFastMetricExporter",
     "FailFastSpanExporter",
     "FlushBoundedMetricReader",
