@@ -107,3 +107,8 @@ OTEL_LLM_DEMO_MODEL: Final = "OTEL_LLM_DEMO_MODEL"
 
 OTEL_LLM_DEMO_EMBED_MODEL: Final = "OTEL_LLM_DEMO_EMBED_MODEL"
 """Embedding model the demo asks for (default ``all-minilm``)."""
+
+OTEL_LLM_EXPORT_FLUSH_TIMEOUT: Final = "OTEL_LLM_EXPORT_FLUSH_TIMEOUT"
+"""Milliseconds (default 2000) an export may go unanswered during a flush or at exit before
+otel_llm's OTLP exporters count the collector as down and drop the rest; ``0`` waits as long
+as the exporter's own timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
