@@ -22,6 +22,7 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm import _span, _state
+from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
@@ -123,7 +124,8 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if not response.is_stream_consumed:
-        response.stream = observer(response.stream, call, parser)
+        encoding = response.headers.get("content-encoding")  # the stream is still encoded
+        response.stream = observer(response.stream, call, decoded(parser, encoding, call))
         return True
     content = response.content  # a transport built the body from bytes: already read
     if content:

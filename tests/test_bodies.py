@@ -1,0 +1,274 @@
+"""Bodies as real servers send them: compressed, with huge lines, huge vectors, huge names.
+
+A tiny HTTP/1.1 server on 127.0.0.1 answers with exact bytes and headers (chunked
+transfer coding, one chunk per piece), so the client's own transport and decoders are
+in the path: ``MockTransport`` hands over bodies already decoded and would hide these.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+
+import brotli
+import httpx
+import httpx2
+import pytest
+import zstandard
+from opentelemetry.trace import StatusCode
+
+from tests.conftest import Spans
+from tests.wire import CHAT_BODY, NDJSON_CHAT, SSE_CHAT, V1_CHAT_BODY
+
+MODULES = [pytest.param(httpx, id="httpx"), pytest.param(httpx2, id="httpx2")]
+CHAT = {"model": "qwen3:8b", "messages": [{"role": "user", "content": "Weather in Tokyo?"}]}
+
+
+@dataclass
+class Reply:
+    """What the server answers on one path: status, headers, body pieces (one chunk each)."""
+
+    pieces: list[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+class RawServer:
+    """An HTTP/1.1 server on 127.0.0.1 that answers each path with a fixed ``Reply``."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, Reply] = {}
+        replies = self.replies
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                reply = replies[self.path]
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for piece in reply.pieces:
+                    if piece:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RawServer]:
+    with RawServer() as raw:
+        yield raw
+
+
+# --- compressed bodies ---------------------------------------------------------------
+
+
+def _compressor(encoding: str) -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
+    """(compress one piece and flush it, finish): pieces decode as they arrive."""
+    if encoding in ("gzip", "deflate"):
+        engine = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)
+        return (
+            lambda data: engine.compress(data) + engine.flush(zlib.Z_SYNC_FLUSH),
+            lambda: engine.flush(),
+        )
+    if encoding == "br":
+        br = brotli.Compressor()
+        return (lambda data: br.process(data) + br.flush(), br.finish)
+    zst = zstandard.ZstdCompressor().compressobj()
+    return (
+        lambda data: zst.compress(data) + zst.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK),
+        lambda: zst.flush(),
+    )
+
+
+def compressed(encoding: str, records: list[bytes]) -> list[bytes]:
+    """The records compressed as one stream, each flushed into its own piece."""
+    step, end = _compressor(encoding)
+    return [step(record) for record in records] + [end()]
+
+
+ENCODINGS = ["gzip", "deflate", "br", "zstd"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("encoding", ENCODINGS)
+class TestCompressed:
+    """The span reads the decoded body; the app reads exactly what it would untraced."""
+
+    def _serve(self, server: RawServer, path: str, encoding: str, records: list[bytes]) -> str:
+        ctype = "application/x-ndjson" if len(records) > 1 else "application/json"
+        if path.startswith("/v1/") and len(records) > 1:
+            ctype = "text/event-stream"
+        key = f"/{encoding}{path}"
+        server.replies[key] = Reply(
+            compressed(encoding, records),
+            {"content-type": ctype, "content-encoding": encoding},
+        )
+        return key
+
+    def test_unstreamed_sync(
+        self, module: ModuleType, encoding: str, server: RawServer, spans: Spans
+    ) -> None:
+        """A compressed /api/chat body: OK span with the server's counts."""
+        path = self._serve(server, "/api/chat", encoding, [CHAT_BODY])
+        with module.Client(base_url=server.url) as client:
+            answer = client.post(path, json={**CHAT, "stream": False}).json()
+        assert json.loads(CHAT_BODY) == answer
+        span = spans.one()
+        assert StatusCode.UNSET == span.status.status_code
+        assert (26, 10) == (
+            span.attributes["gen_ai.usage.input_tokens"],
+            span.attributes["gen_ai.usage.output_tokens"],
+        )
+
+    def test_streamed_sync(
+        self, module: ModuleType, encoding: str, server: RawServer, spans: Spans
+    ) -> None:
+        """A compressed NDJSON stream: the final record ends the span, with its counts."""
+        path = self._serve(server, "/api/chat", encoding, NDJSON_CHAT)
+        with (
+            module.Client(base_url=server.url) as client,
+            client.stream("POST", path, json=CHAT) as response,
+        ):
+            lines = list(response.iter_lines())
+        assert [line.rstrip(b"\n").decode() for line in NDJSON_CHAT] == lines
+        attrs = spans.one().attributes
+        assert ("final", 173, 41, 4) == (
+            attrs["otel_llm.stream.ended_by"],
+            attrs["gen_ai.usage.input_tokens"],
+            attrs["gen_ai.usage.output_tokens"],
+            attrs["otel_llm.stream.chunks"],
+        )
+
+    @pytest.mark.anyio
+    async def test_unstreamed_async(
+        self, module: ModuleType, encoding: str, server: RawServer, spans: Spans
+    ) -> None:
+        """Async twin: a compressed /v1/chat/completions body."""
+        path = self._serve(server, "/v1/chat/completions", encoding, [V1_CHAT_BODY])
+        async with module.AsyncClient(base_url=server.url) as client:
+            answer = (await client.post(path, json=CHAT)).json()
+        assert json.loads(V1_CHAT_BODY) == answer
+        span = spans.one()
+        assert StatusCode.UNSET == span.status.status_code
+        assert ("llama3.2", 26) == (
+            span.attributes["gen_ai.response.model"],
+            span.attributes["gen_ai.usage.input_tokens"],
+        )
+
+    @pytest.mark.anyio
+    async def test_streamed_async(
+        self, module: ModuleType, encoding: str, server: RawServer, spans: Spans
+    ) -> None:
+        """Async twin: a compressed SSE stream ends at [DONE] with its usage."""
+        path = self._serve(server, "/v1/chat/completions", encoding, SSE_CHAT)
+        async with (
+            module.AsyncClient(base_url=server.url) as client,
+            client.stream("POST", path, json={**CHAT, "stream": True}) as response,
+        ):
+            body = b"".join([chunk async for chunk in response.aiter_bytes()])
+        assert b"".join(SSE_CHAT) == body
+        attrs = spans.one().attributes
+        assert ("final", 26, 10) == (
+            attrs["otel_llm.stream.ended_by"],
+            attrs["gen_ai.usage.input_tokens"],
+            attrs["gen_ai.usage.output_tokens"],
+        )
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_raw_bytes_untouched(module: ModuleType, server: RawServer, spans: Spans) -> None:
+    """``iter_raw`` still yields the compressed bytes the server sent (only the span decodes)."""
+    pieces = compressed("gzip", NDJSON_CHAT)
+    server.replies["/raw/api/chat"] = Reply(
+        pieces, {"content-type": "application/x-ndjson", "content-encoding": "gzip"}
+    )
+    with (
+        module.Client(base_url=server.url) as client,
+        client.stream("POST", "/raw/api/chat", json=CHAT) as response,
+    ):
+        raw = b"".join(response.iter_raw())
+    assert b"".join(pieces) == raw
+    assert b"".join(NDJSON_CHAT) == gzip.decompress(raw)
+    assert "final" == spans.one().attributes["otel_llm.stream.ended_by"]
+
+
+def test_corrupt_compressed_body(server: RawServer, spans: Spans) -> None:
+    """A body that does not inflate: the app gets httpx's DecodingError, the span says why."""
+    server.replies["/corrupt/api/chat"] = Reply(
+        [b"\x1f\x8b\x08\x00not gzip at all"],
+        {"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    with httpx.Client(base_url=server.url) as client, pytest.raises(httpx.DecodingError):
+        client.post("/corrupt/api/chat", json={**CHAT, "stream": False})
+    span = spans.one()
+    assert StatusCode.ERROR == span.status.status_code
+    assert "invalid_response" == span.attributes["error.type"]
+
+
+def test_compressed_through_the_proxy(server: RawServer, collected: Spans) -> None:
+    """``otel-llm proxy`` forwards the gzip bytes as they came; its span reads them decoded."""
+    import http.client
+    import time
+
+    from opentelemetry import trace
+
+    import otel_llm
+    from otel_llm.proxy import ProxyConfig, ProxyServer
+
+    pieces = compressed("gzip", NDJSON_CHAT)
+    server.replies["/api/chat"] = Reply(
+        pieces, {"content-type": "application/x-ndjson", "content-encoding": "gzip"}
+    )
+    otel_llm.instrument(tracer_provider=trace.get_tracer_provider())
+    config = ProxyConfig(
+        listen=("127.0.0.1", 0), admin=("127.0.0.1", 0), upstream=server.url, access_log=False
+    )
+    with ProxyServer(config) as proxy:
+        host, port = proxy.url.removeprefix("http://").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            conn.request("POST", "/api/chat", body=json.dumps(CHAT).encode())
+            response = conn.getresponse()
+            raw = response.read()
+            encoding = response.getheader("content-encoding")
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 5
+        while not collected.llm() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert ("gzip", b"".join(NDJSON_CHAT)) == (encoding, gzip.decompress(raw))
+    attrs = collected.one().attributes
+    assert ("final", 173, 41) == (
+        attrs["otel_llm.stream.ended_by"],
+        attrs["gen_ai.usage.input_tokens"],
+        attrs["gen_ai.usage.output_tokens"],
+    )
