@@ -272,3 +272,124 @@ def test_compressed_through_the_proxy(server: RawServer, collected: Spans) -> No
         attrs["gen_ai.usage.input_tokens"],
         attrs["gen_ai.usage.output_tokens"],
     )
+
+
+# --- long records ----------------------------------------------------------------------
+
+_TIMINGS = (
+    b'"total_duration":402712458,"load_duration":21834500,"prompt_eval_count":26,'
+    b'"prompt_eval_duration":93215000,"eval_count":10,"eval_duration":179433000}'
+)
+
+
+def generate_final(tokens: int) -> bytes:
+    """``/api/generate``'s final record, its ``context`` holding ``tokens`` integers."""
+    context = b",".join(b"%d" % (i * 7919 % 128256) for i in range(tokens))
+    return (
+        b'{"model":"llama3.2","created_at":"2025-11-03T14:06:02.311578Z","response":"",'
+        b'"done":true,"done_reason":"stop","context":[' + context + b"]," + _TIMINGS
+    )
+
+
+GENERATE_RECORDS = [
+    b'{"model":"llama3.2","created_at":"2025-11-03T14:06:02.1Z","response":"Hi","done":false}\n',
+    b'{"model":"llama3.2","created_at":"2025-11-03T14:06:02.2Z","response":"!","done":false}\n',
+]
+
+
+def pieces_of(data: bytes, size: int = 65536) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def assert_final_fields(attrs: Any) -> None:
+    assert (26, 10, ("stop",), 0.402712458, 0.179433) == (
+        attrs["gen_ai.usage.input_tokens"],
+        attrs["gen_ai.usage.output_tokens"],
+        attrs["gen_ai.response.finish_reasons"],
+        attrs["ollama.total_duration"],
+        attrs["ollama.eval_duration"],
+    )
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_streamed_final_record_with_huge_context(
+    module: ModuleType, server: RawServer, spans: Spans
+) -> None:
+    """A 2.4 MB final record (its ``context``) still ends the stream with counts and timings."""
+    final = generate_final(400_000) + b"\n"
+    assert len(final) > 2 * 1024 * 1024
+    body = b"".join(GENERATE_RECORDS) + final
+    server.replies["/long/api/generate"] = Reply(
+        pieces_of(body), {"content-type": "application/x-ndjson"}
+    )
+    with module.Client(base_url=server.url) as client:
+        reply = client.post("/long/api/generate", json={"model": "llama3.2", "prompt": "Hi"})
+    assert body == reply.content
+    span = spans.one()
+    assert StatusCode.UNSET == span.status.status_code
+    attrs = span.attributes
+    assert ("final", 3) == (attrs["otel_llm.stream.ended_by"], attrs["otel_llm.stream.chunks"])
+    assert_final_fields(attrs)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unstreamed_generate_with_huge_context(
+    module: ModuleType, server: RawServer, spans: Spans
+) -> None:
+    """A non-streamed ``/api/generate`` body of 2.4 MB yields every field but ``context``."""
+    body = generate_final(400_000)
+    server.replies["/once/api/generate"] = Reply(
+        pieces_of(body), {"content-type": "application/json; charset=utf-8"}
+    )
+    payload = {"model": "llama3.2", "prompt": "Hi", "stream": False}
+    with module.Client(base_url=server.url) as client:
+        reply = client.post("/once/api/generate", json=payload)
+    assert body == reply.content
+    span = spans.one()
+    assert StatusCode.UNSET == span.status.status_code
+    assert "llama3.2" == span.attributes["gen_ai.response.model"]
+    assert_final_fields(span.attributes)
+
+
+def test_long_final_record_costs_bounded_memory(spans: Spans) -> None:
+    """A 40 MB final line is read in bounded memory: the parser keeps its ends only."""
+    import tracemalloc
+
+    from otel_llm.adapters.ollama import NdjsonStream
+
+    head = b'{"model":"llama3.2","response":"","done":true,"done_reason":"length","context":['
+    block = b"12345," * 10922  # 65,532 bytes of context per piece
+    call = make_call("/api/generate")
+    parser = NdjsonStream(call)
+    tracemalloc.start()
+    try:
+        parser.feed(head)
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(640):
+            assert not parser.feed(bytes(block))
+        final = parser.feed(b"1]," + _TIMINGS + b"\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert final
+    assert peak - base < 3 * 1024 * 1024
+    assert (26, 10, ["length"]) == (call.input_tokens, call.output_tokens, call.finish_reasons)
+
+
+def make_call(path: str) -> Any:
+    """An ``LLMCall`` for ``path`` with the instrumented settings (no span)."""
+    from otel_llm import _state
+    from otel_llm._types import LLMCall
+    from otel_llm.adapters import match
+
+    endpoint = match("POST", path)
+    assert endpoint is not None and _state.current is not None
+    return LLMCall(
+        operation=endpoint[1],
+        provider="ollama",
+        adapter=endpoint[0],
+        settings=_state.current.settings,
+        server_address="127.0.0.1",
+        server_port=11434,
+        start_ns=0,
+    )

@@ -68,7 +68,7 @@ def tool_calls(raw: Any) -> list[ToolCallItem]:
 
 
 class JsonBody:
-    """A single JSON body: parsed whole when small, scanned by head and tail when huge."""
+    """A single JSON body: parsed whole when small, skimmed (``_framing.Skim``) when huge."""
 
     __slots__ = ("_buffer", "_on_large", "_on_object", "_status_ok", "call")
 
@@ -88,9 +88,18 @@ class JsonBody:
         return False
 
     def close(self) -> None:
-        whole = self._buffer.whole
+        buffer = self._buffer
+        whole = buffer.whole
         if whole is None:
-            self._on_large(self.call, self._buffer.head, self._buffer.tail)
+            # Too large to keep: its two ends joined, when that is valid JSON (the
+            # middle was numbers or the inside of one string); else scalars at the ends.
+            skim = buffer.skim
+            joined = skim.joined() if skim is not None else None
+            obj = loads(joined) if joined is not None else None
+            if obj is not None:
+                self._on_object(self.call, obj)
+            else:
+                self._on_large(self.call, buffer.head, buffer.tail)
             return
         obj = loads(whole)
         if obj is None:

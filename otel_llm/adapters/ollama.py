@@ -50,7 +50,7 @@ _INT_OPTIONS: Final = (
 )
 _SCALARS: Final = re.compile(
     rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
-    rb'eval_count|eval_duration|prompt_eval_cached_count|model)":("[^"]*"|\d+)'
+    rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)":("[^"]*"|\d+)'
 )
 
 
@@ -118,8 +118,10 @@ class NdjsonStream:
 
     def feed(self, data: bytes) -> bool:
         framer = self._framer
-        if framer.partial or not data.endswith(b"\n"):
+        if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
+            if framer.skimmed is not None and self._read_skim():
+                return True
             if not data:
                 return False
         call = self.call
@@ -155,8 +157,28 @@ class NdjsonStream:
 
     def _read_line(self, line: bytes) -> bool:
         record = loads(line)
-        if not isinstance(record, dict):
+        return isinstance(record, dict) and self._read_record(record)
+
+    def _read_skim(self) -> bool:
+        """A record too long to keep (``/api/generate``'s final one carries ``context``)."""
+        framer = self._framer
+        skim, framer.skimmed = framer.skimmed, None
+        if skim is None:
             return False
+        self.call.chunks += 1
+        joined = skim.joined()
+        record = loads(joined) if joined is not None else None
+        if isinstance(record, dict):
+            return self._read_record(record)
+        # The middle was neither numbers nor one string: the scalars at both ends.
+        head, tail = skim.head, skim.tail
+        _scan_large(self.call, head, tail)
+        if b'"done":true' in head or b'"done":true' in tail:
+            self.final = True
+            return True
+        return False
+
+    def _read_record(self, record: dict[str, Any]) -> bool:
         call = self.call
         error = record.get("error")
         if error is not None:
@@ -175,6 +197,8 @@ class NdjsonStream:
         if self.final:
             return
         rest = self._framer.flush()
+        if self._framer.skimmed is not None and self._read_skim():
+            return
         if rest.strip():
             self.call.chunks += 1
             if self._read_line(rest):
@@ -262,6 +286,9 @@ def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
     model = found.get(b"model")
     if model:
         call.response_model = model.strip(b'"').decode("utf-8", "replace")
+    reason = found.get(b"done_reason", b"").strip(b'"')
+    if reason:
+        call.finish_reasons = [reason.decode("utf-8", "replace")]
     fields = {
         b"prompt_eval_count": "input_tokens",
         b"eval_count": "output_tokens",

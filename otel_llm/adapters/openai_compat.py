@@ -132,8 +132,10 @@ class SseStream:
 
     def feed(self, data: bytes) -> bool:
         framer = self._framer
-        if framer.partial or not data.endswith(b"\n"):
+        if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
+            if framer.skimmed is not None and self._read_skim():
+                return True
             if not data:
                 return False
         call = self.call
@@ -173,6 +175,18 @@ class SseStream:
                 return True
         return False
 
+    def _read_skim(self) -> bool:
+        """An event too long to keep: read it if its two ends join into valid JSON."""
+        framer = self._framer
+        skim, framer.skimmed = framer.skimmed, None
+        if skim is None:
+            return False
+        self.call.chunks += 1
+        joined = skim.joined()
+        if joined is None or not joined.startswith(b"data:"):
+            return False
+        return self._read_event(joined[5:].strip())
+
     def _read_event(self, payload: bytes) -> bool:
         call = self.call
         if payload == b"[DONE]":
@@ -208,6 +222,8 @@ class SseStream:
         if self.final:
             return
         rest = self._framer.flush()
+        if self._framer.skimmed is not None and self._read_skim():
+            return
         if rest.startswith(b"data:") and self._read_event(rest[5:].strip()):
             return
         call = self.call
