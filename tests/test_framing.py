@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
-
-import json
 
 from otel_llm._framing import MAX_LINE, BodyBuffer, LineFramer, Skim
 
@@ -66,7 +66,9 @@ class TestSkim:
         obj = json.loads(skim_of(text, piece).joined() or b"")
         assert (True, 10) == (obj["done"], obj["eval_count"])
         kept = obj["context"]  # whole numbers from both ends, in order
-        front = next((i for i, (a, b) in enumerate(zip(kept, numbers)) if a != b), len(kept))
+        front = next(
+            (i for i, (a, b) in enumerate(zip(kept, numbers, strict=False)) if a != b), len(kept)
+        )
         assert kept[front:] == numbers[len(numbers) - (len(kept) - front) :]
 
     @given(st.text(min_size=0, max_size=3000), st.integers(1, 700))
