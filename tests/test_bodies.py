@@ -393,3 +393,118 @@ def make_call(path: str) -> Any:
         server_port=11434,
         start_ns=0,
     )
+
+
+# --- large embeddings ------------------------------------------------------------------
+
+
+def vector(dims: int, seed: int) -> list[float]:
+    """Float32-looking values, some negative, some in exponent form."""
+    return [((i * 7919 + seed * 104729) % 20011 - 10005) / 1e6 for i in range(dims)]
+
+
+def ollama_embed(count: int, dims: int) -> bytes:
+    """``/api/embed``'s answer, compact as Go writes it."""
+    vectors = [vector(dims, n) for n in range(count)]
+    body = {
+        "model": "qwen3-embedding",
+        "embeddings": vectors,
+        "total_duration": 14143917,
+        "load_duration": 1019500,
+        "prompt_eval_count": 16,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def openai_embed(count: int, dims: int, *, base64: bool = False) -> bytes:
+    """``/v1/embeddings``' answer, spaced as Python servers write it."""
+    import array
+    from base64 import b64encode
+
+    data = []
+    for n in range(count):
+        values = vector(dims, n)
+        embedding: Any = (
+            b64encode(array.array("f", values).tobytes()).decode() if base64 else values
+        )
+        data.append({"object": "embedding", "embedding": embedding, "index": n})
+    body = {
+        "object": "list",
+        "data": data,
+        "model": "text-embedding-3-large",
+        "usage": {"prompt_tokens": 9, "total_tokens": 9},
+    }
+    return json.dumps(body).encode()
+
+
+EMBED_CASES = [
+    pytest.param("/api/embed", ollama_embed(3, 4096), 3, 4096, "qwen3-embedding", 16, id="embed"),
+    pytest.param(
+        "/api/embed", ollama_embed(1, 384), 1, 384, "qwen3-embedding", 16, id="embed-small"
+    ),
+    pytest.param(
+        "/api/embeddings",
+        json.dumps({"embedding": vector(4096, 1)}, separators=(",", ":")).encode(),
+        1,
+        4096,
+        None,
+        None,
+        id="embeddings",
+    ),
+    pytest.param(
+        "/v1/embeddings", openai_embed(2, 4096), 2, 4096, "text-embedding-3-large", 9, id="v1"
+    ),
+    pytest.param(
+        "/v1/embeddings",
+        openai_embed(4, 3072, base64=True),
+        4,
+        3072,
+        "text-embedding-3-large",
+        9,
+        id="v1-base64",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "count", "dims", "model", "tokens"), EMBED_CASES)
+def test_embeddings_of_any_size(
+    path: str,
+    body: bytes,
+    count: int,
+    dims: int,
+    model: str | None,
+    tokens: int | None,
+    server: RawServer,
+    spans: Spans,
+) -> None:
+    """Dimensions and vector count are right whatever the body's size; so are model, tokens."""
+    server.replies["/emb" + path] = Reply(
+        pieces_of(body, 7000), {"content-type": "application/json; charset=utf-8"}
+    )
+    with httpx.Client(base_url=server.url) as client:
+        reply = client.post("/emb" + path, json={"model": "m", "input": ["a"] * count})
+    assert body == reply.content
+    attrs = spans.one().attributes
+    assert (dims, count, model, tokens) == (
+        attrs.get("gen_ai.embeddings.dimension.count"),
+        attrs.get("otel_llm.embeddings.count"),
+        attrs.get("gen_ai.response.model"),
+        attrs.get("gen_ai.usage.input_tokens"),
+    )
+
+
+@pytest.mark.anyio
+async def test_embeddings_async_split_anywhere(server: RawServer, spans: Spans) -> None:
+    """Async twin, with the body cut into 13-byte pieces (starts of vectors split too)."""
+    body = ollama_embed(2, 1024)
+    server.replies["/split/api/embed"] = Reply(
+        pieces_of(body, 13), {"content-type": "application/json; charset=utf-8"}
+    )
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        reply = await client.post("/split/api/embed", json={"model": "m", "input": ["a", "b"]})
+    assert body == reply.content
+    attrs = spans.one().attributes
+    assert (1024, 2) == (
+        attrs["gen_ai.embeddings.dimension.count"],
+        attrs["otel_llm.embeddings.count"],
+    )

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
 
-__all__ = ["ErrorBody", "JsonBody", "ToolCallItem", "as_float", "as_int", "loads", "tool_calls"]
+__all__ = [
+    "EmbeddingsBody",
+    "ErrorBody",
+    "JsonBody",
+    "ToolCallItem",
+    "as_float",
+    "as_int",
+    "loads",
+    "tool_calls",
+]
 
 
 def loads(data: bytes) -> Any:
@@ -77,9 +87,10 @@ class JsonBody:
         call: LLMCall,
         on_object: Callable[[LLMCall, Any], None],
         on_large: Callable[[LLMCall, bytes, bytes], None],
+        limit: int = 1 << 16,
     ) -> None:
         self.call = call
-        self._buffer = BodyBuffer()
+        self._buffer = BodyBuffer(limit)
         self._on_object = on_object
         self._on_large = on_large
 
@@ -108,6 +119,82 @@ class JsonBody:
                 self.call.error_message = "response body is not JSON"
             return
         self._on_object(self.call, obj)
+
+
+_VECTOR: Final = re.compile(rb'\[[-0-9]|"embedding": ?"')
+"""Where a vector starts: a list of numbers, or an OpenAI base64 ``embedding`` string."""
+_VECTOR_CARRY: Final = 15  # len('"embedding": "') + 1: a start split across two chunks
+
+
+class EmbeddingsBody(JsonBody):
+    """An embeddings answer of any size, vectors counted as the bytes go by.
+
+    The number of vectors and the length of the first are counted with byte searches
+    (no number is ever decoded), so a batch of 4096-dimension vectors costs bounded
+    memory; the small fields (model, counts, usage) come from ``JsonBody``, which keeps
+    only a few KiB of the body when it is large.
+    """
+
+    __slots__ = ("_carry", "_first", "_in_vectors", "_length", "dimensions", "vectors")
+
+    LIMIT = 1 << 12
+
+    def __init__(
+        self,
+        call: LLMCall,
+        on_object: Callable[[LLMCall, Any], None],
+        on_large: Callable[[LLMCall, bytes, bytes], None],
+    ) -> None:
+        super().__init__(call, on_object, on_large, limit=self.LIMIT)
+        self._carry = b""
+        self._in_vectors = False  # past the "embedding(s)" key: no other field can start one
+        self._first = b""  # the closing byte of the first vector while inside it: ] or "
+        self._length = 0  # commas (list) or characters (base64) of the first vector so far
+        self.dimensions: int | None = None
+        self.vectors = 0
+
+    def feed(self, data: bytes) -> bool:
+        self._buffer.feed(data)
+        carry = self._carry
+        text = carry + data if carry else data
+        self._carry = text[-_VECTOR_CARRY:]
+        fresh = len(carry)  # bytes of ``text`` already counted
+        if not self._in_vectors:
+            key = text.find(b'"embedding')
+            if key < 0:
+                return False
+            self._in_vectors = True
+            text, fresh = text[key:], 0
+        at = 0
+        if self.dimensions is None and not self._first:
+            match = _VECTOR.search(text)
+            if match is None:
+                return False
+            self._first = b"]" if match.group().startswith(b"[") else b'"'
+            at = match.end() - (1 if self._first == b"]" else 0)
+        if self._first:
+            self._read_first(text, max(at, fresh))
+        self.vectors += sum(1 for m in _VECTOR.finditer(text) if m.end() > fresh)
+        return False
+
+    def _read_first(self, text: bytes, at: int) -> None:
+        closing = self._first
+        end = text.find(closing, at)
+        stop = len(text) if end < 0 else end
+        if closing == b"]":
+            self._length += text.count(b",", at, stop)
+        else:
+            self._length += stop - at
+        if end >= 0:
+            self._first = b""
+            # n numbers have n-1 commas; base64 of 4-byte floats: 3 bytes per 4 characters
+            self.dimensions = self._length + 1 if closing == b"]" else self._length * 3 // 16
+
+    def close(self) -> None:
+        super().close()
+        if self.dimensions is not None and self.call.error_type is None:
+            self.call.embedding_dimensions = self.dimensions
+            self.call.embedding_count = self.vectors
 
 
 class ErrorBody:

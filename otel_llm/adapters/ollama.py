@@ -20,6 +20,7 @@ from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
 from otel_llm.adapters._common import (
+    EmbeddingsBody,
     ErrorBody,
     JsonBody,
     as_float,
@@ -50,7 +51,7 @@ _INT_OPTIONS: Final = (
 )
 _SCALARS: Final = re.compile(
     rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
-    rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)":("[^"]*"|\d+)'
+    rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)": ?("[^"]*"|\d+)'
 )
 
 
@@ -97,7 +98,7 @@ class OllamaAdapter:
         if "ndjson" in content_type:
             return NdjsonStream(call)
         if call.operation == sc.EMBEDDINGS:
-            return JsonBody(call, _read_embed, _scan_large)
+            return EmbeddingsBody(call, _read_embed, _scan_large)
         return JsonBody(call, _read_record, _scan_large)
 
 

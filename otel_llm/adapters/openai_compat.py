@@ -19,6 +19,7 @@ from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
 from otel_llm.adapters._common import (
+    EmbeddingsBody,
     ErrorBody,
     JsonBody,
     ToolCallItem,
@@ -43,8 +44,8 @@ _FLOATS: Final = (
     ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
 )
 _OLLAMA_FINGERPRINT: Final = "fp_ollama"
-_USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)":(\d+)')
-_MODEL_HEAD: Final = re.compile(rb'"model":"([^"]*)"')
+_USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
+_MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
 
 
 class OpenAICompatAdapter:
@@ -110,6 +111,8 @@ class OpenAICompatAdapter:
             return ErrorBody(call)
         if "event-stream" in content_type:
             return SseStream(call)
+        if call.operation == sc.EMBEDDINGS:
+            return EmbeddingsBody(call, _read_body, _scan_large)
         return JsonBody(call, _read_body, _scan_large)
 
 
