@@ -508,3 +508,59 @@ async def test_embeddings_async_split_anywhere(server: RawServer, spans: Spans) 
         attrs["gen_ai.embeddings.dimension.count"],
         attrs["otel_llm.embeddings.count"],
     )
+
+
+# --- strings copied from traffic are capped ---------------------------------------------
+
+
+def test_huge_model_name_capped_everywhere(server: RawServer, collected: Spans) -> None:
+    """A 10,000-character model name is cut in the span name, attributes and metric labels."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    import otel_llm
+    from otel_llm.adapters._common import MAX_TEXT_LENGTH
+
+    huge = "m" * 10_000
+    record = json.loads(CHAT_BODY)
+    record.update(model=huge, done_reason="s" * 10_000)
+    server.replies["/cap/api/chat"] = Reply(
+        [json.dumps(record).encode()], {"content-type": "application/json"}
+    )
+    reader = InMemoryMetricReader()
+    otel_llm.instrument(
+        tracer_provider=trace.get_tracer_provider(),
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
+    payload = {"model": huge, "messages": [], "stream": False, "options": {"stop": ["x" * 9999]}}
+    with httpx.Client(base_url=server.url) as client:
+        assert huge == client.post("/cap/api/chat", json=payload).json()["model"]
+    span = collected.one()
+    capped = huge[:MAX_TEXT_LENGTH]
+    attrs = span.attributes
+    assert (
+        f"chat {capped}",
+        capped,
+        capped,
+        ("s" * MAX_TEXT_LENGTH,),
+        ("x" * MAX_TEXT_LENGTH,),
+    ) == (
+        span.name,
+        attrs["gen_ai.request.model"],
+        attrs["gen_ai.response.model"],
+        attrs["gen_ai.response.finish_reasons"],
+        attrs["gen_ai.request.stop_sequences"],
+    )
+    data = reader.get_metrics_data()
+    assert data is not None
+    labels = [
+        value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        for key, value in (point.attributes or {}).items()
+        if key.endswith(".model")
+    ]
+    assert labels and {capped} == set(labels)

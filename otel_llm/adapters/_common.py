@@ -11,15 +11,44 @@ from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
 
 __all__ = [
+    "MAX_ERROR_LENGTH",
+    "MAX_ITEMS",
+    "MAX_TEXT_LENGTH",
     "EmbeddingsBody",
     "ErrorBody",
     "JsonBody",
     "ToolCallItem",
     "as_float",
     "as_int",
+    "capped",
+    "capped_list",
     "loads",
     "tool_calls",
 ]
+
+MAX_TEXT_LENGTH: Final = 256
+"""Most characters of any string copied from a request or response into a span name,
+an attribute or a metric label (model names, ids, finish reasons, tool names, options).
+Longer values are cut to this length here, where they are read, so every later step
+sees the capped value (the SDK's own attribute length limit is off by default)."""
+MAX_ERROR_LENGTH: Final = 512
+"""Most characters of an error message kept for the span's status description."""
+MAX_ITEMS: Final = 64
+"""Most entries of a list copied the same way (stop sequences, finish reasons by choice)."""
+
+
+def capped(value: Any) -> str | None:
+    """``value`` if it is a string, cut to ``MAX_TEXT_LENGTH``; else None."""
+    return value[:MAX_TEXT_LENGTH] if isinstance(value, str) else None
+
+
+def capped_list(value: Any) -> list[str] | None:
+    """A string or a list of strings as a list of capped strings; None for anything else."""
+    if isinstance(value, str):
+        return [value[:MAX_TEXT_LENGTH]]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [v[:MAX_TEXT_LENGTH] for v in value[:MAX_ITEMS]]
+    return None
 
 
 def loads(data: bytes) -> Any:
@@ -66,12 +95,9 @@ def tool_calls(raw: Any) -> list[ToolCallItem]:
             continue
         function = item.get("function")
         function = function if isinstance(function, dict) else {}
-        call_id, name = item.get("id"), function.get("name")
         out.append(
             ToolCallItem(
-                call_id if isinstance(call_id, str) else None,
-                name if isinstance(name, str) else None,
-                function.get("arguments"),
+                capped(item.get("id")), capped(function.get("name")), function.get("arguments")
             )
         )
     return out
@@ -222,4 +248,4 @@ class ErrorBody:
                 message = message.get("message")
         if not isinstance(message, str):
             message = raw.decode("utf-8", "replace").strip()
-        self.call.error_message = message[:512] or None
+        self.call.error_message = message[:MAX_ERROR_LENGTH] or None

@@ -20,11 +20,15 @@ from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
 from otel_llm.adapters._common import (
+    MAX_ERROR_LENGTH,
+    MAX_TEXT_LENGTH,
     EmbeddingsBody,
     ErrorBody,
     JsonBody,
     as_float,
     as_int,
+    capped,
+    capped_list,
     loads,
     tool_calls,
 )
@@ -61,9 +65,7 @@ class OllamaAdapter:
     name = "ollama"
 
     def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
-        model = body.get("model")
-        if isinstance(model, str):
-            call.request_model = model
+        call.request_model = capped(body.get("model"))
         attrs = call.request_attributes
         if call.operation != sc.EMBEDDINGS:
             stream = body.get("stream", True)
@@ -78,16 +80,14 @@ class OllamaAdapter:
                 ivalue = as_int(options.get(key))
                 if ivalue is not None:
                     attrs[name] = ivalue
-            stop = options.get("stop")
-            if isinstance(stop, str):
-                attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
-            elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+            stop = capped_list(options.get("stop"))
+            if stop is not None:
                 attrs[sc.REQUEST_STOP_SEQUENCES] = stop
         fmt = body.get("format")
         if fmt == "json" or isinstance(fmt, Mapping):
             attrs[sc.OUTPUT_TYPE] = "json"
-        think = body.get("think")
-        if isinstance(think, str) and think:
+        think = capped(body.get("think"))
+        if think:
             attrs[sc.REQUEST_REASONING_LEVEL] = think
         if call.settings.capture_content:
             _capture_request(call, body)
@@ -184,7 +184,7 @@ class NdjsonStream:
         error = record.get("error")
         if error is not None:
             call.error_type = sc.ERROR_STREAM_ERROR
-            call.error_message = str(error)[:512]
+            call.error_message = str(error)[:MAX_ERROR_LENGTH]
             self.final = True
             return True
         _read_message(call, record)
@@ -233,11 +233,11 @@ def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
 
 def _read_final(call: LLMCall, record: Mapping[str, Any]) -> None:
     """The ``done:true`` record (or a whole non-streamed body): counts and server timings."""
-    model = record.get("model")
-    if isinstance(model, str):
+    model = capped(record.get("model"))
+    if model is not None:
         call.response_model = model
-    reason = record.get("done_reason")
-    if isinstance(reason, str) and reason:
+    reason = capped(record.get("done_reason"))
+    if reason:
         call.finish_reasons = [reason]
     call.input_tokens = as_int(record.get("prompt_eval_count"))
     call.output_tokens = as_int(record.get("eval_count"))
@@ -254,7 +254,7 @@ def _read_record(call: LLMCall, obj: Any) -> None:
         return
     if "error" in obj and "done" not in obj:
         call.error_type = sc.ERROR_STREAM_ERROR
-        call.error_message = str(obj["error"])[:512]
+        call.error_message = str(obj["error"])[:MAX_ERROR_LENGTH]
         return
     call.chunks = 1
     _read_message(call, obj)
@@ -286,10 +286,10 @@ def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
             found[match.group(1)] = match.group(2)
     model = found.get(b"model")
     if model:
-        call.response_model = model.strip(b'"').decode("utf-8", "replace")
+        call.response_model = capped(model.strip(b'"').decode("utf-8", "replace"))
     reason = found.get(b"done_reason", b"").strip(b'"')
     if reason:
-        call.finish_reasons = [reason.decode("utf-8", "replace")]
+        call.finish_reasons = [reason.decode("utf-8", "replace")[:MAX_TEXT_LENGTH]]
     fields = {
         b"prompt_eval_count": "input_tokens",
         b"eval_count": "output_tokens",
@@ -392,8 +392,8 @@ def parse_ps(body: Any) -> list[Loaded]:
     for item in models if isinstance(models, list) else ():
         if not isinstance(item, dict):
             continue
-        name = item.get("model") or item.get("name")
-        if not isinstance(name, str) or not name:
+        name = capped(item.get("model") or item.get("name"))
+        if not name:
             continue
         size, vram = item.get("size"), item.get("size_vram")
         out.append(

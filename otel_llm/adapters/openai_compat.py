@@ -19,12 +19,16 @@ from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser
 from otel_llm.adapters._common import (
+    MAX_ERROR_LENGTH,
+    MAX_ITEMS,
     EmbeddingsBody,
     ErrorBody,
     JsonBody,
     ToolCallItem,
     as_float,
     as_int,
+    capped,
+    capped_list,
     loads,
     tool_calls,
 )
@@ -54,9 +58,7 @@ class OpenAICompatAdapter:
     name = "openai_compat"
 
     def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
-        model = body.get("model")
-        if isinstance(model, str):
-            call.request_model = model
+        call.request_model = capped(body.get("model"))
         call.stream = body.get("stream") is True
         attrs = call.request_attributes
         for key, name in _FLOATS:
@@ -74,10 +76,8 @@ class OpenAICompatAdapter:
         top_k = as_int(body.get("top_k"))
         if top_k is not None:
             attrs[sc.REQUEST_TOP_K] = top_k
-        stop = body.get("stop")
-        if isinstance(stop, str):
-            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
-        elif isinstance(stop, list) and stop and all(isinstance(s, str) for s in stop):
+        stop = capped_list(body.get("stop"))
+        if stop is not None:
             attrs[sc.REQUEST_STOP_SEQUENCES] = stop
         n = as_int(body.get("n"))
         if n is not None and n != 1:
@@ -89,14 +89,14 @@ class OpenAICompatAdapter:
                 attrs[sc.OUTPUT_TYPE] = "json"
             elif kind == "text":
                 attrs[sc.OUTPUT_TYPE] = "text"
-        effort = body.get("reasoning_effort")
+        effort = capped(body.get("reasoning_effort"))
         reasoning = body.get("reasoning")
-        if not isinstance(effort, str) and isinstance(reasoning, Mapping):
-            effort = reasoning.get("effort")
-        if isinstance(effort, str) and effort:
+        if effort is None and isinstance(reasoning, Mapping):
+            effort = capped(reasoning.get("effort"))
+        if effort:
             attrs[sc.REQUEST_REASONING_LEVEL] = effort
-        encoding = body.get("encoding_format")
-        if call.operation == sc.EMBEDDINGS and isinstance(encoding, str):
+        encoding = capped(body.get("encoding_format"))
+        if call.operation == sc.EMBEDDINGS and encoding is not None:
             attrs[sc.REQUEST_ENCODING_FORMATS] = [encoding]
         if call.stream:
             options = body.get("stream_options")
@@ -208,7 +208,7 @@ class SseStream:
             if isinstance(error, Mapping):
                 error = error.get("message", error)
             call.error_type = sc.ERROR_STREAM_ERROR
-            call.error_message = str(error)[:512]
+            call.error_message = str(error)[:MAX_ERROR_LENGTH]
             self.final = True
             return True
         usage = event.get("usage")
@@ -236,11 +236,11 @@ class SseStream:
 
 
 def _read_header(call: LLMCall, event: Mapping[str, Any]) -> None:
-    response_id = event.get("id")
-    if isinstance(response_id, str):
+    response_id = capped(event.get("id"))
+    if response_id is not None:
         call.response_id = response_id
-    model = event.get("model")
-    if isinstance(model, str):
+    model = capped(event.get("model"))
+    if model is not None:
         call.response_model = model
     if event.get("system_fingerprint") == _OLLAMA_FINGERPRINT:
         call.provider_confirmed = "ollama"
@@ -256,9 +256,9 @@ def _read_usage(call: LLMCall, usage: Mapping[str, Any]) -> None:
 
 
 def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) -> None:
-    reason = choice.get("finish_reason")
-    if isinstance(reason, str) and reason:
-        index = as_int(choice.get("index")) or 0
+    reason = capped(choice.get("finish_reason"))
+    index = as_int(choice.get("index")) or 0
+    if reason and 0 <= index < MAX_ITEMS:
         reasons = call.finish_reasons or []
         while len(reasons) <= index:
             reasons.append("")
@@ -304,7 +304,7 @@ def _read_body(call: LLMCall, obj: Any) -> None:
         if isinstance(error, Mapping):
             error = error.get("message", error)
         call.error_type = sc.ERROR_STREAM_ERROR
-        call.error_message = str(error)[:512]
+        call.error_message = str(error)[:MAX_ERROR_LENGTH]
         return
     call.chunks = 1
     _read_header(call, obj)
@@ -332,7 +332,7 @@ def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
     """Huge bodies (big embedding batches): model leads, usage trails."""
     match = _MODEL_HEAD.search(head) or _MODEL_HEAD.search(tail)
     if match:
-        call.response_model = match.group(1).decode("utf-8", "replace")
+        call.response_model = capped(match.group(1).decode("utf-8", "replace"))
     found = {m.group(1): int(m.group(2)) for m in _USAGE_TAIL.finditer(tail)}
     if b"prompt_tokens" in found:
         call.input_tokens = found[b"prompt_tokens"]
