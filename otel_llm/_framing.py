@@ -57,6 +57,7 @@ class Skim:
         if room > 0:
             self.head += data[:room]
             data = data[room:]
+            self._middle_end = self.head[-16:]  # what the middle will follow
             if not data:
                 return
         parts = self._parts
@@ -73,8 +74,13 @@ class Skim:
             fallen[:64].translate(None, _NUMERIC) or fallen.translate(None, _NUMERIC)
         ):
             self.numeric = False
-        if self.stringy and fallen.count(b'"') != fallen.count(b'\\"'):
-            self.stringy = False
+        # ``in`` is a memchr: most of a long answer holds no quote at all
+        if self.stringy and b'"' in fallen:
+            escaped = fallen.count(b'\\"')
+            if fallen[:1] == b'"' and self._middle_end.endswith(b"\\"):  # split by a cut
+                escaped += 1
+            if fallen.count(b'"') != escaped:
+                self.stringy = False
         self._middle_end = fallen[-16:]
 
     @property

@@ -28,7 +28,7 @@ from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
 from otel_llm.adapters import match
-from otel_llm.adapters._common import loads
+from otel_llm.adapters._common import request_fields
 
 __all__ = ["patch", "patched_modules", "unpatch"]
 
@@ -74,8 +74,8 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
     except Exception:  # a streamed upload we must not consume
         body = b""
     if body:
-        parsed = loads(body)
-        if isinstance(parsed, dict):
+        parsed = request_fields(body, settings.capture_content)  # the prompt is not decoded
+        if parsed is not None:
             adapter.read_request(call, parsed)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)

@@ -40,6 +40,11 @@ class Reply:
     status: int = 200
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up early (a body that does not decode) is expected
+
+
 class RawServer:
     """An HTTP/1.1 server on 127.0.0.1 that answers each path with a fixed ``Reply``."""
 
@@ -68,7 +73,7 @@ class RawServer:
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -564,3 +569,44 @@ def test_huge_model_name_capped_everywhere(server: RawServer, collected: Spans) 
         if key.endswith(".model")
     ]
     assert labels and {capped} == set(labels)
+
+
+# --- long answers: read by their ends --------------------------------------------------
+
+
+def test_long_unstreamed_answer_read_by_its_ends(
+    server: RawServer, spans: Spans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1 MB non-streamed answer: every small field is read, the text is never decoded."""
+    answer = 'He said "done", then left. ' * 40_000
+    record = json.loads(CHAT_BODY)
+    record["message"] = {
+        "role": "assistant",
+        "content": answer,
+        "tool_calls": [{"id": "call_1", "function": {"name": "lookup", "arguments": {"q": "x"}}}],
+    }
+    body = json.dumps(record, separators=(",", ":")).encode()
+    server.replies["/answer/api/chat"] = Reply(
+        pieces_of(body), {"content-type": "application/json"}
+    )
+    decoded: list[int] = []
+    real = json.loads
+
+    def spy(data: Any, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(len(data))
+        return real(data, *args, **kwargs)
+
+    with httpx.Client(base_url=server.url) as client:
+        monkeypatch.setattr(json, "loads", spy)
+        reply = client.post("/answer/api/chat", json={**CHAT, "stream": False})
+        monkeypatch.undo()
+    assert body == reply.content
+    attrs = spans.one().attributes
+    assert (26, 10, ("stop",), ("lookup",), ("call_1",)) == (
+        attrs["gen_ai.usage.input_tokens"],
+        attrs["gen_ai.usage.output_tokens"],
+        attrs["gen_ai.response.finish_reasons"],
+        attrs["otel_llm.tool_calls.names"],
+        attrs["otel_llm.tool_calls.ids"],
+    )
+    assert decoded and max(decoded) <= 2 * 16384

@@ -78,6 +78,13 @@ class TestSkim:
         obj = json.loads(skim_of(body.encode(), piece).joined() or b"")
         assert ([1], True) == (obj["message"]["tool_calls"], obj["done"])
 
+    def test_escaped_quotes_cut_anywhere(self) -> None:
+        """Escaped quotes split between pieces still count as inside the string."""
+        body = json.dumps({"content": 'a "b" \\ c' * 300, "done": True}).encode()
+        for piece in range(1, 12):
+            obj = json.loads(skim_of(body, piece).joined() or b"")
+            assert obj["done"] is True
+
     def test_structure_in_the_middle(self) -> None:
         """When the middle holds structure, the ends do not join."""
         body = json.dumps({"a": ["x"] * 500, "b": 1}).encode()

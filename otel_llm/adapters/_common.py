@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
+from otel_llm._fields import top_level
 from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
 
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_ERROR_LENGTH",
     "MAX_ITEMS",
     "MAX_TEXT_LENGTH",
+    "REQUEST_BULK",
     "EmbeddingsBody",
     "ErrorBody",
     "JsonBody",
@@ -23,6 +25,7 @@ __all__ = [
     "capped",
     "capped_list",
     "loads",
+    "request_fields",
     "tool_calls",
 ]
 
@@ -49,6 +52,24 @@ def capped_list(value: Any) -> list[str] | None:
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return [v[:MAX_TEXT_LENGTH] for v in value[:MAX_ITEMS]]
     return None
+
+
+REQUEST_BULK: Final = frozenset(
+    {b"messages", b"prompt", b"system", b"suffix", b"input", b"images", b"tools", b"context"}
+)
+"""Request keys whose values are prompt, not parameters: stepped over unless capturing."""
+
+
+def request_fields(body: bytes, capture: bool) -> dict[str, Any] | None:
+    """The request body as ``read_request`` needs it: the small fields, or all when capturing.
+
+    Without content capture the prompt is never decoded, so the cost of reading a
+    request does not grow with its prompt (``_fields.top_level``).
+    """
+    if capture:
+        whole = loads(body)
+        return whole if isinstance(whole, dict) else None
+    return top_level(body, REQUEST_BULK)
 
 
 def loads(data: bytes) -> Any:
@@ -108,14 +129,21 @@ class JsonBody:
 
     __slots__ = ("_buffer", "_on_large", "_on_object", "_status_ok", "call")
 
+    LIMIT = 1 << 14
+    """Bytes decoded whole; a longer body is skimmed, so its cost stops growing here."""
+    CAPTURE_LIMIT = 1 << 16
+    """The same when capturing content, which wants the text itself."""
+
     def __init__(
         self,
         call: LLMCall,
         on_object: Callable[[LLMCall, Any], None],
         on_large: Callable[[LLMCall, bytes, bytes], None],
-        limit: int = 1 << 16,
+        limit: int = 0,
     ) -> None:
         self.call = call
+        if not limit:
+            limit = self.CAPTURE_LIMIT if call.settings.capture_content else self.LIMIT
         self._buffer = BodyBuffer(limit)
         self._on_object = on_object
         self._on_large = on_large
