@@ -53,6 +53,10 @@ _INT_OPTIONS: Final = (
     ("num_predict", sc.REQUEST_MAX_TOKENS),
     ("seed", sc.REQUEST_SEED),
 )
+_ORDINARY: Final = (b'"},"done":false}\n', b'","done":false}\n')
+"""How an ordinary record ends: with a string, the message's text or thinking (chat) or
+the ``response`` (generate). Go writes fields in struct order, ``tool_calls`` after the
+text and ``done`` last when false, so a record ending so holds no tool call."""
 _SCALARS: Final = re.compile(
     rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
     rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)": ?("[^"]*"|\d+)'
@@ -108,16 +112,22 @@ adapter: Final = OllamaAdapter()
 class NdjsonStream:
     """``/api/chat`` and ``/api/generate`` streams: one JSON record per line."""
 
-    __slots__ = ("_capture", "_framer", "_thinking_phase", "call", "final")
+    __slots__ = ("_capture", "_fast", "_framer", "_thinking_phase", "call", "final")
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
         self._framer = LineFramer()
         self._capture = call.settings.capture_content
         self._thinking_phase = True  # thinking comes first; once text starts, stop looking
+        self._fast = False  # past the thinking phase, not capturing: ordinary records skipped
         self.final = False
 
     def feed(self, data: bytes) -> bool:
+        # The steady state: one ordinary record per chunk, two byte tests and a count.
+        if self._fast and data.endswith(_ORDINARY) and not self._framer.busy:
+            lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
+            self.call.chunks += lines
+            return lines > 1 and self._scan(data)
         framer = self._framer
         if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
@@ -125,9 +135,12 @@ class NdjsonStream:
                 return True
             if not data:
                 return False
+        self.call.chunks += data.count(b"\n")
+        return self._scan(data)
+
+    def _scan(self, data: bytes) -> bool:
+        """Complete lines (already counted): decode the ones that matter."""
         call = self.call
-        lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
-        call.chunks += lines
         if data.endswith(b'"done":false}\n') and not self._capture:
             # Ordinary records (Go writes ``done`` last when false; a final or error
             # record would be last): only a tool call or the first thinking is worth
@@ -139,9 +152,11 @@ class NdjsonStream:
             if self._thinking_phase:
                 if b"thinking" in data:
                     self._thinking_phase = False
+                    self._fast = True
                     return self._read_lines(data)
                 if b'"content":""' not in data and b'"response":""' not in data:
                     self._thinking_phase = False
+                    self._fast = True
             return False
         if (
             self._capture

@@ -48,6 +48,12 @@ _FLOATS: Final = (
     ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
 )
 _OLLAMA_FINGERPRINT: Final = "fp_ollama"
+_ORDINARY: Final = (
+    b'"},"finish_reason":null}]}\n\n',
+    b'"},"logprobs":null,"finish_reason":null}]}\n\n',
+)
+"""How an ordinary delta ends: its last field a string (text or reasoning), so no
+``tool_calls`` (written after the text by Ollama and OpenAI), no finish, usage or error."""
 _USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
 _MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
 
@@ -122,7 +128,16 @@ adapter: Final = OpenAICompatAdapter()
 class SseStream:
     """``data: {...}`` events ending with ``data: [DONE]``."""
 
-    __slots__ = ("_capture", "_framer", "_reasoning_phase", "_seen_first", "_slow", "call", "final")
+    __slots__ = (
+        "_capture",
+        "_fast",
+        "_framer",
+        "_reasoning_phase",
+        "_seen_first",
+        "_slow",
+        "call",
+        "final",
+    )
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
@@ -131,9 +146,20 @@ class SseStream:
         self._seen_first = False
         self._slow = True  # decode every event: until the first is read, or when capturing
         self._reasoning_phase = True  # reasoning deltas come first; stop looking after text
+        self._fast = False  # past the reasoning phase, not capturing: ordinary deltas skipped
         self.final = False
 
     def feed(self, data: bytes) -> bool:
+        # The steady state: one ordinary delta per chunk, two byte tests and a count.
+        if (
+            self._fast
+            and data.endswith(_ORDINARY)
+            and data.count(b"\n") == 2  # one line, then the blank line ending the event
+            and data.startswith(b"data:")
+            and not self._framer.busy
+        ):
+            self.call.chunks += 1
+            return False
         framer = self._framer
         if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
@@ -141,11 +167,15 @@ class SseStream:
                 return True
             if not data:
                 return False
-        call = self.call
         # Regions start at a line start, and JSON escapes newlines: every "data:" that
         # begins a line begins an event.
         events = data.count(b"\ndata:") + data.startswith(b"data:")
-        call.chunks += events
+        self.call.chunks += events
+        return self._scan(data, events)
+
+    def _scan(self, data: bytes, events: int) -> bool:
+        """Complete events (already counted): decode the ones that matter."""
+        call = self.call
         if self._slow:
             return self._read_lines(data)
         if events == 1 and data.endswith(b'"finish_reason":null}]}\n\n'):
@@ -157,9 +187,11 @@ class SseStream:
             if self._reasoning_phase:
                 if b"reasoning" in data:
                     self._reasoning_phase = False
+                    self._fast = not self._capture
                     return self._read_lines(data)
                 if b'"content":""' not in data:
                     self._reasoning_phase = False
+                    self._fast = not self._capture
             return False
         if (
             b"[DONE]" in data
