@@ -211,3 +211,29 @@ class TestSteadyState:
             attrs[sc.TOOL_CALL_IDS],
             attrs[sc.STREAM_CHUNKS],
         )
+
+
+class TestCaps:
+    def test_tool_calls_capped_in_number(self) -> None:
+        """A stream of endless tool calls keeps at most MAX_ITEMS names and ids."""
+        from otel_llm.adapters._common import MAX_ITEMS
+
+        record = NDJSON_CHAT[2]
+        attrs = parse(
+            ollama.adapter, [record] * (MAX_ITEMS + 50) + [NDJSON_CHAT[3]], "application/x-ndjson"
+        )
+        assert (MAX_ITEMS, MAX_ITEMS) == (
+            len(attrs[sc.TOOL_CALL_NAMES]),
+            len(attrs[sc.TOOL_CALL_IDS]),
+        )
+
+    def test_finish_reason_index_bounded(self) -> None:
+        """A choice index of a billion does not grow the finish reasons list."""
+        head = SSE_CHAT[0].split(b',"choices"')[0]
+        event = head + b',"choices":[{"index":1000000000,"delta":{},"finish_reason":"stop"}]}\n\n'
+        attrs = parse(
+            openai_compat.adapter, [SSE_CHAT[0], event, SSE_CHAT[-1]], "text/event-stream"
+        )
+        assert (
+            sc.RESPONSE_FINISH_REASONS not in attrs or len(attrs[sc.RESPONSE_FINISH_REASONS]) <= 64
+        )

@@ -25,6 +25,7 @@ __all__ = [
     "capped",
     "capped_list",
     "loads",
+    "note_tool_call",
     "request_fields",
     "tool_calls",
 ]
@@ -122,6 +123,13 @@ def tool_calls(raw: Any) -> list[ToolCallItem]:
             )
         )
     return out
+
+
+def note_tool_call(call: LLMCall, item: ToolCallItem) -> None:
+    """Remember a tool call's name and id, at most ``MAX_ITEMS`` of each per call."""
+    names, ids = call.tool_call_names, call.tool_call_ids
+    if (names is None or len(names) < MAX_ITEMS) and (ids is None or len(ids) < MAX_ITEMS):
+        call.add_tool_call(item.name, item.id)
 
 
 class JsonBody:

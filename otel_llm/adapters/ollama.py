@@ -30,6 +30,7 @@ from otel_llm.adapters._common import (
     capped,
     capped_list,
     loads,
+    note_tool_call,
     tool_calls,
 )
 
@@ -235,7 +236,7 @@ def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
         call.thinking = True
     capture = call.settings.capture_content
     for item in tool_calls(source.get("tool_calls")):
-        call.add_tool_call(item.name, item.id)
+        note_tool_call(call, item)
         if capture:
             if call.output_tool_calls is None:
                 call.output_tool_calls = []

@@ -30,6 +30,7 @@ from otel_llm.adapters._common import (
     capped,
     capped_list,
     loads,
+    note_tool_call,
     tool_calls,
 )
 
@@ -310,7 +311,7 @@ def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) ->
         call.thinking = True
     for item in tool_calls(body.get("tool_calls")):
         # Streamed tool calls arrive in fragments: only the first carries id and name.
-        call.add_tool_call(item.name, item.id)
+        note_tool_call(call, item)
         if capture:
             _capture_tool_fragment(call, item, streamed)
     if capture:
