@@ -22,12 +22,13 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm import _span, _state
+from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
 from otel_llm.adapters import match
-from otel_llm.adapters._common import loads
+from otel_llm.adapters._common import request_fields
 
 __all__ = ["patch", "patched_modules", "unpatch"]
 
@@ -73,8 +74,8 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
     except Exception:  # a streamed upload we must not consume
         body = b""
     if body:
-        parsed = loads(body)
-        if isinstance(parsed, dict):
+        parsed = request_fields(body, settings.capture_content)  # the prompt is not decoded
+        if parsed is not None:
             adapter.read_request(call, parsed)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)
@@ -123,7 +124,8 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if not response.is_stream_consumed:
-        response.stream = observer(response.stream, call, parser)
+        encoding = response.headers.get("content-encoding")  # the stream is still encoded
+        response.stream = observer(response.stream, call, decoded(parser, encoding, call))
         return True
     content = response.content  # a transport built the body from bytes: already read
     if content:

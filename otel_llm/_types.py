@@ -66,6 +66,7 @@ class LLMCall:
     prompt_eval_duration_ns: int | None = None
     eval_duration_ns: int | None = None
     embedding_dimensions: int | None = None
+    embedding_count: int | None = None
     provider_confirmed: str | None = None
     error_type: str | None = None
     error_message: str | None = None

@@ -85,6 +85,7 @@ THINKING: Final = "otel_llm.response.thinking"
 USAGE_MISSING: Final = "otel_llm.usage.missing"
 STREAM_ENDED_BY: Final = "otel_llm.stream.ended_by"
 STREAM_CHUNKS: Final = "otel_llm.stream.chunks"
+EMBEDDINGS_COUNT: Final = "otel_llm.embeddings.count"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
 
 # -- legacy names (``legacy_attributes=True`` emits these as well) --------------
