@@ -22,6 +22,7 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm import _span, _state
+from otel_llm._begin import call_context
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
@@ -141,7 +142,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
         call = _begin(state, request) if state is not None else None
         if call is None:
             return original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
@@ -170,7 +171,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
         call = _begin(state, request) if state is not None else None
         if call is None:
             return await original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = await original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
