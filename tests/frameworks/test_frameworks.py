@@ -27,11 +27,14 @@ STRUCTURED = '{"name": "Ada", "age": 36}'
 CHAT = "llama3.2"
 EMBED = "all-minilm"
 
-pytestmark = pytest.mark.mock_ollama(
-    default=Scenario(reply=REPLY, prompt_tokens=PROMPT_TOKENS),
-    scenarios={"structured": Scenario(reply=STRUCTURED, prompt_tokens=PROMPT_TOKENS)},
-    models=[CHAT, EMBED],
-)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.mock_ollama(
+        default=Scenario(reply=REPLY, prompt_tokens=PROMPT_TOKENS),
+        scenarios={"structured": Scenario(reply=STRUCTURED, prompt_tokens=PROMPT_TOKENS)},
+        models=[CHAT, EMBED],
+    ),
+]
 
 
 def _tokens(text: str) -> int:
@@ -142,7 +145,10 @@ class TestLangchainOpenAI:
         assert REPLY == "".join(str(c.content) for c in llm.stream("Say hello"))
         asyncio.run(llm.ainvoke("Say hello"))
         embeddings = OpenAIEmbeddings(
-            model=EMBED, base_url=base, api_key="ollama", check_embedding_ctx_length=False  # type: ignore[arg-type]
+            model=EMBED,
+            base_url=base,
+            api_key="ollama",
+            check_embedding_ctx_length=False,  # type: ignore[arg-type]
         )
         embeddings.embed_query("hi there")
         _check(llm_trace, mock_ollama, 4)
@@ -170,13 +176,17 @@ class TestPydanticAI:
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.ollama import OllamaProvider
 
-        model = OpenAIChatModel(CHAT, provider=OllamaProvider(base_url=f"{mock_ollama.url}/v1"))
-        agent = Agent(model)
-        assert REPLY == agent.run_sync("Say hello").output
+        def agent() -> Agent[None, str]:
+            # One provider (one cached httpx client) per event loop, as pydantic-ai expects.
+            provider = OllamaProvider(base_url=f"{mock_ollama.url}/v1")
+            return Agent(OpenAIChatModel(CHAT, provider=provider))
+
+        assert REPLY == agent().run_sync("Say hello").output
 
         async def main() -> None:
-            await agent.run("Say hello")
-            async with agent.run_stream("Say hello") as run:
+            in_loop = agent()
+            await in_loop.run("Say hello")
+            async with in_loop.run_stream("Say hello") as run:
                 assert REPLY == await run.get_output()
 
         asyncio.run(main())
@@ -202,3 +212,47 @@ class TestInstructor:
         )
         assert ("Ada", 36) == (person.name, person.age)
         _check(llm_trace, mock_ollama, 1)
+
+
+class TestHaystack:
+    def test_generators_and_embedder(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
+        """ollama-haystack: OllamaChatGenerator, plain and streamed; OllamaTextEmbedder."""
+        from haystack.dataclasses import ChatMessage
+        from haystack_integrations.components.embedders.ollama import OllamaTextEmbedder
+        from haystack_integrations.components.generators.ollama import OllamaChatGenerator
+
+        url = mock_ollama.url
+        replies = OllamaChatGenerator(model=CHAT, url=url).run([ChatMessage.from_user("Hi")])
+        assert REPLY == replies["replies"][0].text
+        pieces: list[str] = []
+        chat = OllamaChatGenerator(
+            model=CHAT, url=url, streaming_callback=lambda c: pieces.append(c.content)
+        )
+        chat.run([ChatMessage.from_user("Say hello")])
+        assert REPLY == "".join(pieces)
+        OllamaTextEmbedder(model=EMBED, url=url).run("hi there")
+        _check(llm_trace, mock_ollama, 3)
+
+
+class TestLiteLLM:
+    def test_sync_async_stream_embed(
+        self, mock_ollama: MockOllama, llm_trace: CaptureLLM, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """litellm ollama/ and ollama_chat/: completion, stream, acompletion, embedding."""
+        monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
+        import litellm
+
+        url = mock_ollama.url
+        reply = litellm.completion(model=f"ollama/{CHAT}", api_base=url, messages=MESSAGES)
+        assert REPLY == reply.choices[0].message.content
+        stream = litellm.completion(
+            model=f"ollama_chat/{CHAT}", api_base=url, messages=MESSAGES, stream=True
+        )
+        assert REPLY == "".join(c.choices[0].delta.content or "" for c in stream)
+
+        async def main() -> None:
+            await litellm.acompletion(model=f"ollama_chat/{CHAT}", api_base=url, messages=MESSAGES)
+
+        asyncio.run(main())
+        litellm.embedding(model=f"ollama/{EMBED}", api_base=url, input=["hi there"])
+        _check(llm_trace, mock_ollama, 4)
