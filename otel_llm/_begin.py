@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import _span
+from otel_llm import _sdk_span, _span
 from otel_llm._guard import guarded
 from otel_llm._state import State
 from otel_llm._types import LLMCall
@@ -81,6 +81,7 @@ def begin(
     parsed = loads(body) if isinstance(body, bytes) and body else body
     if isinstance(parsed, Mapping):
         adapter.read_request(call, parsed)
+    _sdk_span.note(call)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)
     if settings.propagate and headers is not None:

@@ -6,13 +6,14 @@ is not installed costs one failed import at ``instrument()``.
 
 from __future__ import annotations
 
-from otel_llm import _patch_aiohttp, _patch_requests
+from otel_llm import _patch_aiohttp, _patch_requests, _sdk_span
 
 __all__ = ["patch_all", "unpatch_all"]
 
 
 def patch_all() -> None:
-    """Patch requests and aiohttp, whichever are installed (idempotent)."""
+    """Patch requests and aiohttp where installed (idempotent); pick the SDK-span policy."""
+    _sdk_span.configure()
     _patch_requests.patch()
     _patch_aiohttp.patch()
 

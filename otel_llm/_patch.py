@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import _span, _state
+from otel_llm import _sdk_span, _span, _state
 from otel_llm._begin import call_context
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
@@ -77,6 +77,7 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
         parsed = loads(body)
         if isinstance(parsed, dict):
             adapter.read_request(call, parsed)
+    _sdk_span.note(call)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)
     if settings.propagate:

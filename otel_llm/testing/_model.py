@@ -87,7 +87,11 @@ class SpanRecord:
     @property
     def is_llm(self) -> bool:
         """An LLM call: its ``gen_ai.operation.name`` is an inference or embeddings operation."""
-        return self.attributes.get("gen_ai.operation.name") in INFERENCE_OPERATIONS
+        attrs = self.attributes
+        # Our span nested in an SDK's own inference span is part of that call, not another one.
+        return attrs.get("gen_ai.operation.name") in INFERENCE_OPERATIONS and not attrs.get(
+            "otel_llm.nested_in_sdk_span"
+        )
 
 
 def _value(value: Any) -> Any:

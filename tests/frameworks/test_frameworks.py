@@ -192,6 +192,33 @@ class TestPydanticAI:
         asyncio.run(main())
         _check(llm_trace, mock_ollama, 3)
 
+    def test_own_instrumentation_on(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
+        """pydantic-ai's own tracing on: its span is the call, ours nests, tokens count once."""
+        from pydantic_ai import Agent
+        from pydantic_ai.models.instrumented import InstrumentationSettings
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.ollama import OllamaProvider
+
+        provider = OllamaProvider(base_url=f"{mock_ollama.url}/v1")
+        settings = InstrumentationSettings(
+            tracer_provider=llm_trace.tracer_provider, meter_provider=llm_trace.meter_provider
+        )
+        agent = Agent(OpenAIChatModel(CHAT, provider=provider))
+        Agent.instrument_all(settings)
+        try:
+            assert REPLY == agent.run_sync("Say hello").output
+        finally:
+            Agent.instrument_all(False)
+        sdk = llm_trace.llm_calls().one()
+        ours = llm_trace.spans(attributes={"otel_llm.nested_in_sdk_span": True}).one()
+        assert ("pydantic-ai", sdk.span_id) == (
+            sdk.record.scope,
+            ours.parent.span_id if ours.parent else None,
+        )
+        assert (PROMPT_TOKENS, _tokens(REPLY)) == (ours.input_tokens, ours.output_tokens)
+        # input and output recorded once each, by pydantic-ai; none by us
+        assert 2 == llm_trace.metric_count("gen_ai.client.token.usage")
+
 
 class TestInstructor:
     def test_structured(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
