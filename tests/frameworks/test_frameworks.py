@@ -283,3 +283,21 @@ class TestLiteLLM:
         asyncio.run(main())
         litellm.embedding(model=f"ollama/{EMBED}", api_base=url, input=["hi there"])
         _check(llm_trace, mock_ollama, 4)
+
+
+class TestDSPy:
+    def test_vendored_transport(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
+        """dspy.LM("ollama_chat/...") over its own socket client: sync and async calls."""
+        import dspy
+
+        from otel_llm import _patch_dspy
+
+        assert _patch_dspy.patched(), "this DSPy's vendored lm15 is not in _patch_dspy.TESTED"
+        lm = dspy.LM(f"ollama_chat/{CHAT}", api_base=f"{mock_ollama.url}/v1", api_key="ollama")
+        assert [REPLY] == lm("Say hello", cache=False)
+
+        async def main() -> list[str]:
+            return await lm.acall("Say hello again", cache=False)  # type: ignore[no-any-return]
+
+        assert [REPLY] == asyncio.run(main())
+        _check(llm_trace, mock_ollama, 2)
