@@ -7,6 +7,7 @@ without instrumentation needs a server whose bytes never change.
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ class Route:
     status: int = 200
     gzip: bool = False
     location: str | None = None  # answer 307 to here instead
+    cut: bool = False  # drop the connection inside a chunk after the chunks
 
 
 @dataclass
@@ -58,6 +60,12 @@ class StaticServer:
                 for chunk in chunks:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
+                if route.cut:
+                    self.wfile.write(b"ff\r\npartial")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.wfile.write(b"0\r\n\r\n")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -85,6 +85,7 @@ def fixed() -> Iterator[StaticServer]:
         "/gz/api/chat": Route(NDJSON_CHAT, gzip=True),
         "/v1/chat/completions": Route(SSE_CHAT, content_type="text/event-stream"),
         "/once/api/chat": Route(location="/api/chat"),
+        "/cut/api/chat": Route(NDJSON_CHAT[:2], cut=True),
         "/nonstream/api/chat": Route([CHAT_BODY], content_type="application/json"),
     }
     with StaticServer(routes) as server:
@@ -272,6 +273,25 @@ class TestAiohttpBytes:
 
         assert b"".join(NDJSON_CHAT) == await _post(fixed.url + "/api/chat", {}, mixed)
         assert 41 == collected.one().attributes["gen_ai.usage.output_tokens"]
+
+    async def test_cut_mid_body(self, fixed: StaticServer, collected: Any) -> None:
+        """A connection dropped mid-chunk: the same aiohttp exception either way; span ends."""
+
+        async def read() -> str:
+            body = {"model": "qwen3:8b", "stream": True}
+            try:
+                await _post(fixed.url + "/cut/api/chat", body, _lines)
+            except aiohttp.ClientError as exc:
+                return type(exc).__name__
+            return "no error"
+
+        plain = await read()
+        otel_llm.instrument()
+        assert (plain, plain, "error") == (
+            await read(),
+            collected.one().attributes["error.type"],
+            collected.one().attributes[ENDED_BY],
+        )
 
     async def test_redirect_is_one_span(self, fixed: StaticServer, collected: Any) -> None:
         """A 307 followed inside _request stays one call, with the final reply's tokens."""

@@ -42,6 +42,7 @@ def fixed() -> Iterator[StaticServer]:
         "/gz/api/chat": Route(NDJSON_CHAT, gzip=True),
         "/v1/chat/completions": Route(SSE_CHAT, content_type="text/event-stream"),
         "/once/api/chat": Route(location="/api/chat"),
+        "/cut/api/chat": Route(NDJSON_CHAT[:2], cut=True),
         "/nonstream/api/chat": Route([CHAT_BODY], content_type="application/json"),
     }
     with StaticServer(routes) as server:
@@ -198,6 +199,26 @@ class TestRequestsBytes:
         otel_llm.instrument()
         assert plain == read()
         assert 3 == len(collected.llm())
+
+    def test_cut_mid_body(self, fixed: StaticServer, collected: Any) -> None:
+        """A connection dropped mid-chunk: the same requests exception either way; span ends."""
+
+        def read() -> str:
+            body = {"model": "qwen3:8b", "stream": True}
+            with requests.post(fixed.url + "/cut/api/chat", json=body, stream=True) as r:
+                try:
+                    list(r.iter_lines())
+                except requests.RequestException as exc:
+                    return type(exc).__name__
+            return "no error"
+
+        plain = read()
+        otel_llm.instrument()
+        assert (plain, plain, "error") == (
+            read(),
+            collected.one().attributes["error.type"],
+            collected.one().attributes[ENDED_BY],
+        )
 
     def test_gzip_observed_decoded(self, fixed: StaticServer, collected: Any) -> None:
         """A gzip body is parsed after urllib3 decodes it: tokens of the done line."""
