@@ -301,3 +301,14 @@ class TestDSPy:
 
         assert [REPLY] == asyncio.run(main())
         _check(llm_trace, mock_ollama, 2)
+
+    def test_uninstrument_restores(self, llm_trace: CaptureLLM) -> None:
+        """uninstrument() puts the vendored transport's own methods back."""
+        from dspy._vendor.lm15.transports import StdlibAsyncTransport, StdlibTransport
+
+        import otel_llm
+
+        assert hasattr(StdlibTransport.stream, "__otel_llm_original__")
+        otel_llm.uninstrument()
+        wrapped = (StdlibTransport.stream, StdlibAsyncTransport._do_stream)
+        assert [False, False] == [hasattr(f, "__otel_llm_original__") for f in wrapped]
