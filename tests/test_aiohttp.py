@@ -42,8 +42,9 @@ async def _readline(resp: aiohttp.ClientResponse) -> list[bytes]:
     return out
 
 
-async def _chunked(resp: aiohttp.ClientResponse) -> list[bytes]:
-    return [chunk async for chunk in resp.content.iter_chunked(5)]
+async def _chunked(resp: aiohttp.ClientResponse) -> bytes:
+    # read(5) hands out up to 5 bytes of what has arrived: boundaries follow timing.
+    return b"".join([chunk async for chunk in resp.content.iter_chunked(5)])
 
 
 async def _any(resp: aiohttp.ClientResponse) -> bytes:
@@ -134,7 +135,7 @@ class TestAiohttpOllama:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        raw = b"".join(await _post(f"{mock_ollama.url}/v1/chat/completions", body, _chunked))
+        raw = await _post(f"{mock_ollama.url}/v1/chat/completions", body, _chunked)
         events = [json.loads(e[6:]) for e in raw.split(b"\n\n") if e.startswith(b"data: {")]
         usage = events[-1]["usage"]
         call = llm_trace.llm_calls().one()
