@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,8 +83,3 @@ class StaticServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def serve(routes: dict[str, Route]) -> Iterator[StaticServer]:
-    with StaticServer(routes) as server:
-        yield server
