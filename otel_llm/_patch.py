@@ -21,7 +21,8 @@ from typing import Any
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import _span, _state
+from otel_llm import _sdk_span, _span, _state
+from otel_llm._begin import call_context
 from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
@@ -77,6 +78,7 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
         parsed = request_fields(body, settings.capture_content)  # the prompt is not decoded
         if parsed is not None:
             adapter.read_request(call, parsed)
+    _sdk_span.note(call)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)
     if settings.propagate:
@@ -143,7 +145,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
         call = _begin(state, request) if state is not None else None
         if call is None:
             return original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
@@ -172,7 +174,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
         call = _begin(state, request) if state is not None else None
         if call is None:
             return await original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = await original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:

@@ -72,6 +72,8 @@ class LLMCall:
     error_message: str | None = None
     ended_by: str | None = None
     finished: bool = False
+    sdk_span: bool = False
+    """An SDK's own GenAI span is this call's parent and counted it (``_sdk_span``)."""
 
     def add_output(self, text: Any, reasoning: Any = None) -> None:
         """Keep streamed answer text and reasoning (content capture only)."""

@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_llm import _config, _patch, _setup, _state, metrics
+from otel_llm import _config, _frontends, _patch, _setup, _state, metrics
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -55,6 +55,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except ImportError:
                 continue
             _patch.patch(module)
+        _frontends.patch_all()  # requests, aiohttp
         self._http_instrumentors = []
         if settings.http_spans:
             self._start_http_spans(tracer_provider, options.meter_provider)
@@ -81,6 +82,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         _state.current = None
         _patch.unpatch()
+        _frontends.unpatch_all()
         metrics.shutdown()  # the Prometheus endpoint, residency polling, readers we added
         for instrumentor in getattr(self, "_http_instrumentors", []):
             instrumentor.uninstrument()

@@ -89,6 +89,8 @@ class Recorder:
         self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
 
     def __call__(self, call: LLMCall) -> None:
+        if call.sdk_span:  # the SDK's own instrumentation counted this call (_sdk_span.py)
+            return
         ins = self._ins
         attrs: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: call.operation,
