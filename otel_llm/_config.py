@@ -86,6 +86,9 @@ class Options:
       ``OTEL_LLM_HTTP_SPANS``).
     * ``baggage_keys``: baggage keys copied to span attributes besides the defaults
       (``OTEL_LLM_BAGGAGE_KEYS``).
+    * ``sdk_spans``: what to do when an SDK's own GenAI span is already current
+      (``nest``: our span nests under it and records no metrics; ``ignore``: count the call
+      again; ``OTEL_LLM_SDK_SPANS``, default ``nest``; docs/reach.md).
 
     Metrics and logs (docs/metrics.md):
 
@@ -114,6 +117,7 @@ class Options:
     propagate: bool | None = None
     http_spans: bool | None = None
     baggage_keys: Iterable[str] | None = None
+    sdk_spans: str | None = None
     meter_provider: Any = None
     metrics_exporter: str | None = None
     metrics: bool | None = None
@@ -161,6 +165,8 @@ class Settings:
     http_spans: bool = False
     cold_load_seconds: float = 0.25
     baggage_keys: frozenset[str] = frozenset()
+    nest_in_sdk_spans: bool = True
+    """An SDK's own GenAI span around the call: nest under it, record no metrics."""
     _providers_seen: dict[tuple[str, int | None, str | None], str] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -324,7 +330,21 @@ def resolve(options: Options | None = None) -> Settings:
         baggage_keys=allow_list(
             list(o.baggage_keys or ()) + list(_split(os.environ.get(env.OTEL_LLM_BAGGAGE_KEYS, "")))
         ),
+        nest_in_sdk_spans=_sdk_spans(o.sdk_spans) == "nest",
     )
+
+
+SDK_SPAN_POLICIES: Final = ("nest", "ignore")
+
+
+def _sdk_spans(value: str | None) -> str:
+    """The SDK-span policy; an unknown value is logged and falls back to ``nest``."""
+    raw = value if value is not None else os.environ.get(env.OTEL_LLM_SDK_SPANS, "")
+    policy = raw.strip().lower() or "nest"
+    if policy not in SDK_SPAN_POLICIES:
+        _logger.error("otel_llm: SDK span policy %r is not one of %s", raw, SDK_SPAN_POLICIES)
+        return "nest"
+    return policy
 
 
 def _either(value: bool | None, name: str, default: bool) -> bool:

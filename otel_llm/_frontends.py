@@ -8,14 +8,13 @@ is not installed costs one failed import at ``instrument()``.
 
 from __future__ import annotations
 
-from otel_llm import _patch_aiohttp, _patch_dspy, _patch_requests, _sdk_span
+from otel_llm import _patch_aiohttp, _patch_dspy, _patch_requests
 
 __all__ = ["patch_all", "unpatch_all"]
 
 
 def patch_all() -> None:
-    """Patch requests and aiohttp where installed (idempotent); pick the SDK-span policy."""
-    _sdk_span.configure()
+    """Patch requests and aiohttp where installed (idempotent)."""
     _patch_requests.patch()
     _patch_aiohttp.patch()
     _patch_dspy.patch()

@@ -2,8 +2,8 @@
 
 pydantic-ai's instrumentation, logfire and OpenLLMetry open an inference span
 around the SDK call and record token metrics for it. When a front-end begins a
-call while such a span is current, the policy (``OTEL_LLM_SDK_SPANS``, read at
-``instrument()``) decides:
+call while such a span is current, the policy (``instrument(sdk_spans=...)`` or
+``OTEL_LLM_SDK_SPANS``, resolved once into ``Settings``) decides:
 
 ``nest`` (default)
     Our span is still opened, as the SDK span's child: it carries what only the
@@ -21,8 +21,6 @@ runs, and a front-end under another steps aside (``_begin.CALL_KEY``).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
 from typing import Final
 
 from opentelemetry import trace
@@ -30,15 +28,17 @@ from opentelemetry import trace
 from otel_llm import semconv as sc
 from otel_llm._types import LLMCall
 
-__all__ = ["ENV", "POLICIES", "configure", "note"]
+__all__ = ["note"]
 
-ENV: Final = "OTEL_LLM_SDK_SPANS"
-POLICIES: Final = ("nest", "ignore")
 _OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _LEGACY_TYPES: Final = frozenset({"chat", "completion", "embedding"})
 
 
-def _detect(call: LLMCall) -> None:
+def note(call: LLMCall) -> None:
+    """Called by every front-end before it opens the span: marks ``call`` if an SDK span is
+    current and the policy is ``nest``."""
+    if not call.settings.nest_in_sdk_spans:
+        return
     span = trace.get_current_span()
     attrs = getattr(span, "attributes", None)
     if not attrs or not span.is_recording():
@@ -48,21 +48,3 @@ def _detect(call: LLMCall) -> None:
     ):
         call.sdk_span = True
         call.request_attributes[sc.NESTED_IN_SDK_SPAN] = True
-
-
-def _ignore(call: LLMCall) -> None:
-    return None
-
-
-note: Callable[[LLMCall], None] = _detect
-"""Called by every front-end before it opens the span: marks ``call`` if an SDK span is current."""
-
-
-def configure(environ: Mapping[str, str] = os.environ) -> str:
-    """Pick the policy once, at ``instrument()``; an unknown value falls back to ``nest``."""
-    global note
-    policy = environ.get(ENV, "").strip().lower() or "nest"
-    if policy not in POLICIES:
-        policy = "nest"
-    note = _detect if policy == "nest" else _ignore
-    return policy

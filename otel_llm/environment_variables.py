@@ -34,6 +34,10 @@ OTEL_LLM_BAGGAGE_KEYS: Final = "OTEL_LLM_BAGGAGE_KEYS"
 """Comma-separated baggage keys copied to LLM span attributes, besides ``session.id``,
 ``user.id``, ``gen_ai.agent.name``, ``gen_ai.conversation.id`` and ``otel_llm.tag.*``."""
 
+OTEL_LLM_SDK_SPANS: Final = "OTEL_LLM_SDK_SPANS"
+"""``nest`` (default): under an SDK's own GenAI span (pydantic-ai, logfire, OpenLLMetry) our
+span nests and records no metrics; ``ignore``: SDK spans are not looked for."""
+
 # -- which server is which provider -------------------------------------------------------
 
 OTEL_LLM_OLLAMA_HOSTS: Final = "OTEL_LLM_OLLAMA_HOSTS"
