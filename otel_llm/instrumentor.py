@@ -25,7 +25,7 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments httpx and httpx2 (whichever are installed) for LLM calls."""
+    """Instruments httpx, httpx2, requests and aiohttp (whichever are installed) for LLM calls."""
 
     _http_instrumentors: list[Any]
 
