@@ -305,7 +305,7 @@ class Cell:
     broken: str | None = None
 
     def add(self, reply: dict[str, Any]) -> None:
-        keys = ("cpu", "wall", "open", "mid", "end")
+        keys = ("cpu", "wall", "open", "mid", "end", "proc")
         batch = {k: reply[k] for k in keys if k in reply}
         self.rounds.append(batch)
         for k, v in batch.items():
@@ -452,6 +452,8 @@ class Row:
     call_wall_p95: float = 0.0
     added_call: float = 0.0
     added_call_range: tuple[float, float] = (0.0, 0.0)
+    added_proc_call: float = 0.0  # whole process (every thread, a metrics collection included)
+    added_proc_call_range: tuple[float, float] = (0.0, 0.0)
     stream_status: str | None = None
     stream_cpu: float = 0.0
     stream_cpu_p95: float = 0.0
@@ -464,6 +466,8 @@ class Row:
     added_end_range: tuple[float, float] = (0.0, 0.0)
     added_stream: float = 0.0
     added_stream_range: tuple[float, float] = (0.0, 0.0)
+    added_proc_stream: float = 0.0
+    added_proc_stream_range: tuple[float, float] = (0.0, 0.0)
     stream_spans_per_call: float = 0.0
     n_calls: int = 0
     n_streams: int = 0
@@ -472,6 +476,16 @@ class Row:
 
 def _per_chunk(mids: Sequence[float], parts: int) -> float:
     return med(mids) / max(1, parts - 2)
+
+
+def _added_proc(cell: Cell, bare: Cell) -> tuple[float, tuple[float, float]]:
+    """Whole-process CPU added per call: median and CI over rounds (0 for old raw data)."""
+    per_round = [
+        (med(a["proc"]) - med(b["proc"])) * US
+        for a, b in zip(cell.rounds, bare.rounds, strict=True)
+        if "proc" in a and "proc" in b
+    ]
+    return (med(per_round), ci(per_round)) if per_round else (0.0, (0.0, 0.0))
 
 
 def summarise(
@@ -502,6 +516,7 @@ def summarise(
                 ]
                 row.added_call = med(per_round)
                 row.added_call_range = ci(per_round)
+                row.added_proc_call, row.added_proc_call_range = _added_proc(c, bare_c)
             if s.broken is None and bare_s is not None and bare_s.broken is None:
                 row.stream_spans_per_call = s.spans / max(1, s.calls)
                 row.n_streams = len(s.samples["cpu"])
@@ -523,6 +538,7 @@ def summarise(
                 row.added_end = med(end_rounds)
                 row.added_chunk_range = ci(chunk_rounds)
                 row.added_end_range = ci(end_rounds)
+                row.added_proc_stream, row.added_proc_stream_range = _added_proc(s, bare_s)
         tables[kind] = rows
     return tables
 
@@ -578,7 +594,7 @@ def report(
         body = []
         for r in rows:
             if r.status:
-                body.append([LABELS[r.config], r.status, "", "", "", "", ""])
+                body.append([LABELS[r.config], r.status, "", "", "", "", "", ""])
                 continue
             body.append(
                 [
@@ -588,6 +604,9 @@ def report(
                     f"{f1(r.call_wall)} / {f1(r.call_wall_p95)}",
                     "—" if r.config == "bare" else f"**{f1(r.added_call)}**",
                     "" if r.config == "bare" else rng(r.added_call_range),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f1(r.added_proc_call)}** ({rng(r.added_proc_call_range)})",
                     _ratio(r.call_cpu, bare.call_cpu),
                 ]
             )
@@ -599,6 +618,7 @@ def report(
                 "wall µs median / p95",
                 "added CPU µs/call",
                 "added, 95% CI",
+                "added whole-process CPU µs/call (95% CI)",
                 "CPU vs bare",
             ],
             body,
@@ -612,7 +632,7 @@ def report(
         body = []
         for r in rows:
             if r.stream_status:
-                body.append([LABELS[r.config], r.stream_status] + [""] * 7)
+                body.append([LABELS[r.config], r.stream_status] + [""] * 8)
                 continue
             body.append(
                 [
@@ -628,6 +648,9 @@ def report(
                     if r.config == "bare"
                     else f"**{f1(r.added_end)}** ({rng(r.added_end_range)})",
                     "—" if r.config == "bare" else f1(r.added_stream),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f1(r.added_proc_stream)}** ({rng(r.added_proc_stream_range)})",
                     _ratio(r.stream_cpu, bare.stream_cpu),
                 ]
             )
@@ -641,6 +664,7 @@ def report(
                 "added µs at open",
                 "added µs at end of stream (95% CI)",
                 "added µs/stream",
+                "added whole-process µs/stream (95% CI)",
                 "CPU vs bare",
             ],
             body,

@@ -1,10 +1,16 @@
-"""[5] GenAI metrics for finished calls: one ``Recorder`` sink, built once per ``instrument()``.
+"""[5] GenAI metrics for finished calls: the per-call sink, built once per ``instrument()``.
 
-Everything that can be decided once is decided in ``build_sinks``: which metric set
-(classic or latest), which instruments, the model cap, the Prometheus endpoint. Per
-call the recorder builds one attribute dict and records only the instruments that
-have a value (a histogram record costs several µs in the Python SDK). Time and token
-observations carry the call's span as context, so the SDK keeps trace exemplars.
+Everything that can be decided once is decided when the recorder is built: which metric
+set (classic or latest: one recorder class each), which instruments, the model cap.
+
+Per call, the recorder only appends the finished ``LLMCall`` to a bounded buffer (well
+under a µs). The buffer is folded into the SDK instruments (``_fold``) when any reader of
+the meter collects (a callback of an observable instrument, which the SDK runs before it
+reads its storage), when it reaches ``BUFFER_LIMIT`` calls, and on ``uninstrument()``.
+Folding reuses one attribute dict per label set and adds each group of values to the
+SDK's aggregation at once, which costs a fraction of one ``record`` per value, so the
+whole process spends less, not just the calling thread. Duration and time to first
+chunk keep their span as exemplar context.
 """
 
 from __future__ import annotations
@@ -13,27 +19,32 @@ import logging
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.context import Context
-from opentelemetry.trace import set_span_in_context
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _setup, instruments, prometheus
 from otel_llm import semconv as sc
 from otel_llm._config import Settings
+from otel_llm._fold import Batch, Folder
+from otel_llm._guard import report
 from otel_llm._types import LLMCall
-from otel_llm.instruments import Instruments
 from otel_llm.version import __version__
 
 __all__ = [
+    "BUFFER_LIMIT",
     "OTHER",
+    "ClassicRecorder",
+    "LatestRecorder",
     "ModelCap",
     "Recorder",
     "build_sinks",
     "endpoint",
+    "recorder",
     "shutdown",
 ]
 
@@ -47,9 +58,9 @@ OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
 OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
 """Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
 OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
-OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
-"""``false`` skips the three ``gen_ai.server.*`` histograms (a third of the metrics cost)."""
 """``true`` emits one structlog ``llm.call`` event per finished call."""
+OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
+"""``false`` skips the three ``gen_ai.server.*`` histograms."""
 OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
 """``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
 OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
@@ -60,6 +71,12 @@ OTHER: Final = "_OTHER"
 """The model attribute value once ``max_models`` distinct models have been seen."""
 
 DEFAULT_MAX_MODELS: Final = 100
+BUFFER_LIMIT: Final = 1024
+"""Finished calls held between collections; the call that fills the buffer folds it."""
+_LABEL_SETS: Final = 1024
+"""Attribute dicts kept for reuse; past this many the cache starts over."""
+_FOLD_INSTRUMENT: Final = "otel_llm.pending"
+"""The observable instrument whose callback folds pending calls; it reports nothing."""
 _SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 _TRUE = {"1", "true", "yes", "on"}
 _NS = 1e-9
@@ -90,122 +107,284 @@ class ModelCap:
         return model
 
 
-_NO_SPAN: Final = Context()
-"""Records made under this context carry no exemplar (no span in it)."""
+class _Labels:
+    """The attribute dicts of one label set, built once and shared by every call in it."""
+
+    __slots__ = ("base", "modality", "timed", "tokens_in", "tokens_out")
+
+    def __init__(self, base: dict[str, AttributeValue], error: str | None) -> None:
+        self.base = base
+        self.timed = base if error is None else {**base, sc.ERROR_TYPE: error}
+        self.tokens_in = {**base, instruments.TOKEN_TYPE: "input"}
+        self.tokens_out = {**base, instruments.TOKEN_TYPE: "output"}
+        self.modality = {**base, instruments.TOKEN_MODALITY: "unknown"}
+
+
+_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+"""Recorders with a meter; any reader's collection folds all of them (cheap when empty)."""
+_callback_meters: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _fold_pending(options: CallbackOptions) -> Iterable[Observation]:
+    """The observable callback: fold every pending call before the reader reads."""
+    for rec in list(_live):
+        rec.flush()
+    return ()
 
 
 class Recorder:
-    """The metrics sink: ``recorder(call)`` records one finished call."""
+    """The metrics sink: ``recorder(call)`` hands one finished call over.
 
-    __slots__ = ("_cold_load_ns", "_ins", "_models", "_server_metrics", "_tokens")
+    Subclasses (one per metric set) turn a call into measurements in ``_measure``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_cache",
+        "_cold_load_ns",
+        "_folder",
+        "_limit",
+        "_lock",
+        "_models",
+        "_server_metrics",
+    )
 
     def __init__(
-        self, ins: Instruments, models: ModelCap, settings: Settings, server_metrics: bool = True
+        self,
+        meter: Meter,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        limit: int = BUFFER_LIMIT,
     ) -> None:
-        self._ins = ins
         self._models = models
         self._server_metrics = server_metrics
         self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
-        self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
+        self._folder = Folder(meter)
+        self._buffer: deque[LLMCall] = deque()
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], _Labels] = {}
+        # Without an SDK no collection will come to fold: write each call at once.
+        self._limit = max(1, limit) if self._folder.deferred else 1
+        if self._folder.deferred:
+            _live.add(self)
+            if meter not in _callback_meters:
+                _callback_meters.add(meter)
+                meter.create_observable_gauge(_FOLD_INSTRUMENT, callbacks=[_fold_pending])
 
     def __call__(self, call: LLMCall) -> None:
-        ins = self._ins
-        attrs: dict[str, AttributeValue] = {
-            sc.OPERATION_NAME: call.operation,
-            sc.PROVIDER_NAME: call.provider_confirmed or call.provider,
-            sc.SERVER_ADDRESS: call.server_address,
-        }
-        if call.server_port is not None:
-            attrs[sc.SERVER_PORT] = call.server_port
-        if call.request_model:
-            attrs[sc.REQUEST_MODEL] = self._models(call.request_model)
-        if call.response_model:
-            attrs[sc.RESPONSE_MODEL] = self._models(call.response_model)
-        ctx = set_span_in_context(call.span) if call.span is not None else None
-        error = call.error_type
-        timed = attrs if error is None else {**attrs, sc.ERROR_TYPE: error}
-        embeddings = call.operation == sc.EMBEDDINGS
-        duration = ins.embeddings_duration if embeddings else ins.duration
-        duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
-        first = call.first_chunk_ns
-        if call.stream and first:
-            ins.time_to_first_chunk.record((first - call.start_ns) * _NS, attrs, ctx)
-            if call.chunks > 1:
-                # One mean per stream, not one record per chunk: a record costs µs, a chunk
-                # has a budget of well under one.
-                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
-                ins.time_per_output_chunk.record(mean, attrs, _NO_SPAN)
-        # Exemplars are for duration and time to first chunk; the rest skip the reservoir.
-        self._tokens(call, attrs, _NO_SPAN, embeddings)
-        if call.total_duration_ns is not None or call.load_duration_ns is not None:
-            self._server(call, attrs, timed, ctx)
+        buffer = self._buffer
+        buffer.append(call)
+        if len(buffer) >= self._limit and self._lock.acquire(blocking=False):
+            try:  # one thread folds; the others go on appending
+                self._fold_locked()
+            finally:
+                self._lock.release()
 
-    def _tokens_classic(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        ctx: Context | None,
-        embeddings: bool,
-    ) -> None:
-        usage = self._ins.token_usage
-        assert usage is not None
-        if call.input_tokens is not None:
-            usage.record(call.input_tokens, {**attrs, instruments.TOKEN_TYPE: "input"}, ctx)
-        if call.output_tokens is not None:
-            usage.record(call.output_tokens, {**attrs, instruments.TOKEN_TYPE: "output"}, ctx)
+    def flush(self) -> None:
+        """Fold every call handed over so far into the instruments."""
+        with self._lock:
+            self._fold_locked()
 
-    def _tokens_latest(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        ctx: Context | None,
-        embeddings: bool,
-    ) -> None:
-        ins = self._ins
-        ok = call.error_type is None
-        if embeddings:
-            if ok and call.input_tokens is not None and ins.embeddings_input is not None:
-                ins.embeddings_input.record(call.input_tokens, attrs, ctx)
+    def close(self) -> None:
+        """Fold what is pending; calls that still finish are written at once."""
+        self._limit = 1
+        self.flush()
+        _live.discard(self)
+
+    def _fold_locked(self) -> None:
+        buffer = self._buffer
+        count = len(buffer)
+        if not count:
             return
-        assert ins.usage_input is not None and ins.usage_output is not None
-        assert ins.usage_cache_read is not None
-        assert ins.operation_input is not None and ins.operation_output is not None
-        tagged = {**attrs, instruments.TOKEN_MODALITY: "unknown"}
-        if call.input_tokens is not None:
-            ins.usage_input.add(call.input_tokens, tagged, ctx)
-            if ok:
-                ins.operation_input.record(call.input_tokens, attrs, ctx)
-        if call.output_tokens is not None:
-            ins.usage_output.add(call.output_tokens, tagged, ctx)
-            if ok:
-                ins.operation_output.record(call.output_tokens, attrs, ctx)
-        if call.cache_read_tokens is not None:
-            ins.usage_cache_read.add(call.cache_read_tokens, tagged, ctx)
+        batch = Batch()
+        pop, measure = buffer.popleft, self._measure
+        for _ in range(count):
+            call = pop()
+            try:
+                measure(call, batch)
+            except Exception as exc:
+                report("otel_llm.metrics.measure", exc)
+        self._folder.fold(batch)
+
+    def _labels(self, call: LLMCall) -> _Labels:
+        models = self._models
+        request = call.request_model
+        response = call.response_model
+        provider = call.provider_confirmed or call.provider
+        key = (
+            call.operation,
+            provider,
+            call.server_address,
+            call.server_port,
+            request,
+            response,
+            call.error_type,
+        )
+        labels = self._cache.get(key)
+        if labels is None:
+            base: dict[str, AttributeValue] = {
+                sc.OPERATION_NAME: call.operation,
+                sc.PROVIDER_NAME: provider,
+                sc.SERVER_ADDRESS: call.server_address,
+            }
+            if call.server_port is not None:
+                base[sc.SERVER_PORT] = call.server_port
+            if request:
+                base[sc.REQUEST_MODEL] = models(request)
+            if response:
+                base[sc.RESPONSE_MODEL] = models(response)
+            if len(self._cache) >= _LABEL_SETS:
+                self._cache.clear()
+            labels = self._cache[key] = _Labels(base, call.error_type)
+        return labels
+
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        raise NotImplementedError
 
     def _server(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        timed: dict[str, AttributeValue],
-        ctx: Context | None,
+        self, server: instruments.ServerInstruments, call: LLMCall, labels: _Labels, batch: Batch
     ) -> None:
         """``gen_ai.server.*`` from Ollama's own clock (its final chunk's durations)."""
-        ins = self._ins
         load = call.load_duration_ns
         if load is not None and load >= self._cold_load_ns:
-            ins.model_load_duration.record(load * _NS, attrs, _NO_SPAN)
+            batch.add(server.model_load_duration, load * _NS, labels.base)
         if not self._server_metrics:
             return
         total = call.total_duration_ns
         if total is not None:
-            ins.server_request_duration.record(total * _NS, timed, ctx)
+            batch.add_sampled(
+                server.request_duration, total * _NS, labels.timed, call.span, _end_wall(call)
+            )
         if call.error_type is None:
             prefill = call.prompt_eval_duration_ns
             if prefill is not None:
-                ins.server_time_to_first_token.record(((load or 0) + prefill) * _NS, attrs, ctx)
+                batch.add_sampled(
+                    server.time_to_first_token,
+                    ((load or 0) + prefill) * _NS,
+                    labels.base,
+                    call.span,
+                    _end_wall(call),
+                )
             decode, tokens = call.eval_duration_ns, call.output_tokens
             if decode is not None and tokens:
-                ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, _NO_SPAN)
+                batch.add(server.time_per_output_token, decode * _NS / tokens, labels.base)
+
+    def _timings(
+        self,
+        duration: Histogram,
+        ttfc: Histogram,
+        tpoc: Histogram,
+        call: LLMCall,
+        labels: _Labels,
+        batch: Batch,
+    ) -> None:
+        """Duration (exemplar), and for streams time to first chunk (exemplar) and the
+        mean time per chunk after it (one value per stream, not one per chunk)."""
+        span, at = call.span, _end_wall(call)
+        batch.add_sampled(duration, (call.end_ns - call.start_ns) * _NS, labels.timed, span, at)
+        first = call.first_chunk_ns
+        if call.stream and first:
+            batch.add_sampled(ttfc, (first - call.start_ns) * _NS, labels.base, span, at)
+            if call.chunks > 1:
+                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
+                batch.add(tpoc, mean, labels.base)
+
+
+def _end_wall(call: LLMCall) -> int:
+    """Wall-clock time of the call's last byte (an exemplar's timestamp)."""
+    return call.start_wall_ns + (call.end_ns - call.start_ns)
+
+
+class ClassicRecorder(Recorder):
+    """The classic set: one duration (embeddings too), tokens by ``gen_ai.token.type``."""
+
+    __slots__ = ("_ins",)
+
+    def __init__(
+        self,
+        meter: Meter,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        limit: int = BUFFER_LIMIT,
+    ) -> None:
+        self._ins = instruments.build_classic(meter)
+        super().__init__(meter, models, settings, server_metrics, limit)
+
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        ins, labels = self._ins, self._labels(call)
+        self._timings(
+            ins.duration, ins.time_to_first_chunk, ins.time_per_output_chunk, call, labels, batch
+        )
+        if call.input_tokens is not None:
+            batch.add(ins.token_usage, call.input_tokens, labels.tokens_in)
+        if call.output_tokens is not None:
+            batch.add(ins.token_usage, call.output_tokens, labels.tokens_out)
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(ins.server, call, labels, batch)
+
+
+class LatestRecorder(Recorder):
+    """The latest set: usage counters, per-operation token histograms, embeddings apart."""
+
+    __slots__ = ("_ins",)
+
+    def __init__(
+        self,
+        meter: Meter,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        limit: int = BUFFER_LIMIT,
+    ) -> None:
+        self._ins = instruments.build_latest(meter)
+        super().__init__(meter, models, settings, server_metrics, limit)
+
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        ins, labels = self._ins, self._labels(call)
+        ok = call.error_type is None
+        if call.operation == sc.EMBEDDINGS:
+            span, at = call.span, _end_wall(call)
+            duration = (call.end_ns - call.start_ns) * _NS
+            batch.add_sampled(ins.embeddings_duration, duration, labels.timed, span, at)
+            if ok and call.input_tokens is not None:
+                batch.add(ins.embeddings_input, call.input_tokens, labels.base)
+        else:
+            self._timings(
+                ins.duration,
+                ins.time_to_first_chunk,
+                ins.time_per_output_chunk,
+                call,
+                labels,
+                batch,
+            )
+            if call.input_tokens is not None:
+                batch.add(ins.usage_input, call.input_tokens, labels.modality)
+                if ok:
+                    batch.add(ins.operation_input, call.input_tokens, labels.base)
+            if call.output_tokens is not None:
+                batch.add(ins.usage_output, call.output_tokens, labels.modality)
+                if ok:
+                    batch.add(ins.operation_output, call.output_tokens, labels.base)
+            if call.cache_read_tokens is not None:
+                batch.add(ins.usage_cache_read, call.cache_read_tokens, labels.modality)
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(ins.server, call, labels, batch)
+
+
+def recorder(
+    meter: Meter,
+    latest: bool,
+    models: ModelCap,
+    settings: Settings,
+    server_metrics: bool = True,
+    limit: int = BUFFER_LIMIT,
+) -> Recorder:
+    """The one place the metric set is chosen: its instruments and its recorder."""
+    cls = LatestRecorder if latest else ClassicRecorder
+    return cls(meter, models, settings, server_metrics, limit)
 
 
 # -- building and tearing down ------------------------------------------------------------
@@ -250,7 +429,9 @@ def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable
         latest = _flag(options.get("latest_metrics"), OTEL_LLM_LATEST_METRICS, False)
         models = ModelCap(_max_models(options.get("max_models")))
         server = _flag(options.get("server_metrics"), OTEL_LLM_SERVER_METRICS, True)
-        sinks.append(Recorder(instruments.build(meter, latest), models, settings, server))
+        sink = recorder(meter, latest, models, settings, server)
+        _stops.append(sink.close)  # pending calls reach the readers before we let go
+        sinks.append(sink)
         residency = options.get("ollama_residency")
         if residency is None:
             residency = _flag(None, OTEL_LLM_OLLAMA_RESIDENCY, False)
