@@ -16,6 +16,7 @@ expects (another SDK version, an API-only provider) every value goes through the
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
@@ -155,10 +156,11 @@ class Folder:
         return self._sdk is not None
 
     def fold(self, batch: Batch) -> None:
+        spans: dict[int, tuple[Context, bool]] = {}  # a span's context and exemplar verdict
         for group in batch.groups.values():
             if self._sdk is not None:
                 try:
-                    self._fold_sdk(group, *self._sdk)
+                    self._fold_sdk(group, spans, *self._sdk)
                 except Exception as exc:  # an SDK we do not know: public API from now on
                     report("otel_llm._fold.sdk", exc)
                     self._sdk = None
@@ -175,7 +177,12 @@ class Folder:
             write(value, attributes, set_span_in_context(span))
 
     @staticmethod
-    def _fold_sdk(group: _Group, consumer: Any, hash_attributes: Callable[[Any], Any]) -> None:
+    def _fold_sdk(
+        group: _Group,
+        spans: dict[int, tuple[Context, bool]],
+        consumer: Any,
+        hash_attributes: Callable[[Any], Any],
+    ) -> None:
         instrument, attributes = group.instrument, group.attributes
         enabled = getattr(instrument, "_is_enabled", None)
         if enabled is not None and not enabled():
@@ -184,19 +191,24 @@ class Folder:
         values = [v for v in group.values if _usable(v)]
         now = time_ns()
         # Context-free values: sampled only under an always-on exemplar filter.
-        plain: list[tuple[Any, bool]] | None = None
+        plain: list[_Measured] = []
         if values and should_sample(values[0], now, attributes, _NO_SPAN):
-            plain = [(_Measured(v, now, instrument, _NO_SPAN, attributes), True) for v in values]
-        sampled = []
+            plain = [_Measured(v, now, instrument, _NO_SPAN, attributes) for v in values]
+            values = []
+        # Values with a span: the filter's verdict once per span (the SDK's filters look
+        # at the context only), a context only for those it samples.
+        sampled: list[_Measured] = []
         for value, at_ns, span in group.sampled:
-            if _usable(value):
+            if not _usable(value):
+                continue
+            seen = spans.get(id(span))
+            if seen is None:
                 ctx = set_span_in_context(span)
-                sampled.append(
-                    (
-                        _Measured(value, at_ns, instrument, ctx, attributes),
-                        should_sample(value, at_ns, attributes, ctx),
-                    )
-                )
+                seen = spans[id(span)] = (ctx, should_sample(value, at_ns, attributes, ctx))
+            if seen[1]:
+                sampled.append(_Measured(value, at_ns, instrument, seen[0], attributes))
+            else:
+                values.append(value)
         carrier = _Value()
         for storage in consumer._reader_storages.values():
             for match in storage._get_or_init_view_instrument_match(instrument):
@@ -210,12 +222,24 @@ class Folder:
                 with match._lock:
                     aggregation = match._get_or_create_aggregation(key, point)
                     aggregate = aggregation.aggregate
-                    if plain is None:
-                        for value in values:
-                            carrier.value = value
-                            aggregate(carrier, False)
-                    else:
-                        for m, sample in plain:
-                            aggregate(m, sample)
-                    for m, sample in sampled:
-                        aggregate(m, sample)
+                    for value in values:
+                        carrier.value = value
+                        aggregate(carrier, False)
+                    for m in plain:
+                        aggregate(m, True)
+                    for m, offer in _last_per_bucket(sampled, aggregation):
+                        aggregate(m, offer)
+
+
+def _last_per_bucket(sampled: list[_Measured], aggregation: Any) -> list[tuple[_Measured, bool]]:
+    """Which values to offer to an explicit-bucket reservoir: the last one per bucket.
+
+    That reservoir keeps the last value offered to each bucket, so offering only those
+    leaves the same exemplars; other aggregations are offered every value.
+    """
+    boundaries = getattr(aggregation, "_boundaries", None)
+    if boundaries is None or len(sampled) < 2:
+        return [(m, True) for m in sampled]
+    last = {bisect_left(boundaries, m.value): i for i, m in enumerate(sampled)}
+    keep = set(last.values())
+    return [(m, i in keep) for i, m in enumerate(sampled)]
