@@ -145,14 +145,17 @@ def _usable(value: float) -> bool:
 class Folder:
     """Writes batches into one meter's instruments; ``deferred`` when batching pays."""
 
-    __slots__ = ("_sdk",)
+    __slots__ = ("_sdk", "deferred")
 
-    def __init__(self, meter: Meter) -> None:
-        self._sdk = _sdk_parts(meter)
+    def __init__(self, meter: Meter, fast: bool = True) -> None:
+        sdk = _sdk_parts(meter)
+        self.deferred = sdk is not None
+        """The SDK's readers run observable callbacks: collection can fold what is pending."""
+        self._sdk = sdk if fast else None
 
     @property
-    def deferred(self) -> bool:
-        """True with the SDK: its readers' collection folds what is pending (see metrics)."""
+    def fast(self) -> bool:
+        """False when every value goes through the public ``record``/``add``."""
         return self._sdk is not None
 
     def fold(self, batch: Batch) -> None:

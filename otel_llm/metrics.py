@@ -156,7 +156,7 @@ class Recorder:
         models: ModelCap,
         settings: Settings,
         server_metrics: bool = True,
-        limit: int = BUFFER_LIMIT,
+        limit: int | None = None,
     ) -> None:
         self._models = models
         self._server_metrics = server_metrics
@@ -166,7 +166,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], _Labels] = {}
         # Without an SDK no collection will come to fold: write each call at once.
-        self._limit = max(1, limit) if self._folder.deferred else 1
+        wanted = BUFFER_LIMIT if limit is None else limit
+        self._limit = max(1, wanted) if self._folder.deferred else 1
         if self._folder.deferred:
             _live.add(self)
             if meter not in _callback_meters:
@@ -181,6 +182,12 @@ class Recorder:
                 self._fold_locked()
             finally:
                 self._lock.release()
+
+    @property
+    def pending(self) -> int:
+        """Calls handed over and not folded yet (at most the buffer limit, give or take
+        the calls of threads that finish while another folds)."""
+        return len(self._buffer)
 
     def flush(self) -> None:
         """Fold every call handed over so far into the instruments."""
@@ -308,7 +315,7 @@ class ClassicRecorder(Recorder):
         models: ModelCap,
         settings: Settings,
         server_metrics: bool = True,
-        limit: int = BUFFER_LIMIT,
+        limit: int | None = None,
     ) -> None:
         self._ins = instruments.build_classic(meter)
         super().__init__(meter, models, settings, server_metrics, limit)
@@ -337,7 +344,7 @@ class LatestRecorder(Recorder):
         models: ModelCap,
         settings: Settings,
         server_metrics: bool = True,
-        limit: int = BUFFER_LIMIT,
+        limit: int | None = None,
     ) -> None:
         self._ins = instruments.build_latest(meter)
         super().__init__(meter, models, settings, server_metrics, limit)
