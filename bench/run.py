@@ -74,9 +74,15 @@ NEEDS = {
 ANCHORS = ("httpx-instr", "openllmetry", "openinference")
 UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
 OURS = ("otel_llm-spans", "otel_llm")
-KINDS = ("ollama-sync", "ollama-async", "httpx-sync", "httpx-async")
+KINDS = ("ollama-sync", "ollama-async", "openai-sync", "openai-async", "httpx-sync", "httpx-async")
+SIZES = ("100k", "1m")  # prompt sizes besides the default 1 KB (unstreamed calls only)
+SIZED_KINDS = tuple(f"{k}@{size}" for k in KINDS for size in SIZES)
+ALL_KINDS = KINDS + SIZED_KINDS
 TARGET_KINDS = ("ollama-sync", "ollama-async")
 MODES = ("call", "stream")
+CELLS = tuple((k, m) for k in KINDS for m in MODES) + tuple((k, "call") for k in SIZED_KINDS)
+"""(kind, mode) pairs measured every round."""
+SIZED_BATCH = {"100k": 5, "1m": 2}  # calls per batch for the large prompts (slow clients)
 RSS_KIND = "ollama-sync"
 PLAN_CHUNKS = 200  # content chunks per timed stream (the server's --chunks)
 RSS_TARGET_KB = 512  # "within 0.5 MB of bare": 0.5 MiB
@@ -319,9 +325,7 @@ class Cell:
 def measure(
     plan: Plan, workers: dict[str, Worker], log: Any, budget: float, loads: list[float]
 ) -> dict[tuple[str, str, str], Cell]:
-    cells: dict[tuple[str, str, str], Cell] = {
-        (c, k, m): Cell() for c in workers for k in KINDS for m in MODES
-    }
+    cells: dict[tuple[str, str, str], Cell] = {(c, k, m): Cell() for c in workers for k, m in CELLS}
     live = {key: True for key in cells}
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
@@ -336,27 +340,26 @@ def measure(
         elif keep:
             cell.add(reply)
 
+    def batch_size(kind: str, mode: str, warm: bool) -> int:
+        if "@" in kind:
+            return SIZED_BATCH[kind.partition("@")[2]] * (3 if warm else 1)
+        if mode == "call":
+            return plan.warm_calls if warm else plan.call_batch
+        return plan.warm_streams if warm else plan.stream_batch
+
     log("warm-up (and a first span count) in every worker ...")
-    for kind in KINDS:
-        for mode in MODES:
-            for config in workers:
-                run(
-                    config,
-                    kind,
-                    mode,
-                    plan.warm_calls if mode == "call" else plan.warm_streams,
-                    keep=False,
-                )
-    sizes = {"call": plan.call_batch, "stream": plan.stream_batch}
+    for kind, mode in CELLS:
+        for config in workers:
+            run(config, kind, mode, batch_size(kind, mode, True), keep=False)
     names = list(workers)
     started = time.perf_counter()
     for r in range(plan.rounds):
         t0 = time.perf_counter()
-        for i, (kind, mode) in enumerate((k, m) for k in KINDS for m in MODES):
+        for i, (kind, mode) in enumerate(CELLS):
             shift = (r + i) % len(names)  # every config takes every place in the order
             for config in names[shift:] + names[:shift]:
                 if live[config, kind, mode]:
-                    run(config, kind, mode, sizes[mode], keep=True)
+                    run(config, kind, mode, batch_size(kind, mode, False), keep=True)
         now = time.perf_counter()
         if (r + 1) % 10 == 0 or r + 1 == plan.rounds:
             loads.append(_load1(loadavg()))
@@ -492,7 +495,7 @@ def summarise(
     cells: dict[tuple[str, str, str], Cell], configs: Sequence[str], unavailable: dict[str, str]
 ) -> dict[str, list[Row]]:
     tables: dict[str, list[Row]] = {}
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         rows: list[Row] = []
         bare_c = cells.get(("bare", kind, "call"))
         bare_s = cells.get(("bare", kind, "stream"))
@@ -502,8 +505,13 @@ def summarise(
             if config in unavailable:
                 row.status = row.stream_status = f"unavailable: {unavailable[config]}"
                 continue
-            c, s = cells[config, kind, "call"], cells[config, kind, "stream"]
-            row.status, row.stream_status = c.broken, s.broken
+            c = cells.get((config, kind, "call"))
+            s = cells.get((config, kind, "stream"))
+            if c is None:
+                row.status = row.stream_status = "not measured"
+                continue
+            row.status = c.broken
+            row.stream_status = "not measured" if s is None else s.broken
             if c.broken is None and bare_c is not None and bare_c.broken is None:
                 cpu, wall = c.samples["cpu"], c.samples["wall"]
                 row.n_calls, row.rounds = len(cpu), len(c.rounds)
@@ -517,7 +525,7 @@ def summarise(
                 row.added_call = med(per_round)
                 row.added_call_range = ci(per_round)
                 row.added_proc_call, row.added_proc_call_range = _added_proc(c, bare_c)
-            if s.broken is None and bare_s is not None and bare_s.broken is None:
+            if s is not None and s.broken is None and bare_s is not None and bare_s.broken is None:
                 row.stream_spans_per_call = s.spans / max(1, s.calls)
                 row.n_streams = len(s.samples["cpu"])
                 row.stream_cpu = med(s.samples["cpu"]) * US
@@ -713,6 +721,51 @@ def report(
             "per chunk",
             "end of stream",
             "whole 200-chunk stream",
+        ],
+        body,
+    )
+    md.append("")
+
+    md += [
+        "### Prompt size: added CPU per unstreamed call with a 1 KB, 100 KB and 1 MB prompt",
+        "",
+        "(calling thread µs, median over rounds, 95% CI; whole process in the next column; "
+        f"{SIZED_BATCH['100k']} and {SIZED_BATCH['1m']} calls per batch for 100 KB and 1 MB)",
+        "",
+    ]
+    body = []
+    for kind in KINDS:
+        for config in CONFIGS:
+            found = [
+                _by(tables.get(k, []), config) for k in (kind, *(f"{kind}@{z}" for z in SIZES))
+            ]
+            rows_by_size = [r for r in found if r is not None]
+            if config == "bare" or len(rows_by_size) != len(found):
+                continue
+            cells_text = []
+            for r in rows_by_size:
+                if r.status:
+                    cells_text += [r.status, ""]
+                else:
+                    cells_text += [
+                        f"**{f1(r.added_call)}** ({rng(r.added_call_range)})",
+                        f"{f1(r.added_proc_call)} ({rng(r.added_proc_call_range)})",
+                    ]
+            if all(
+                c.startswith(("BROKEN", "not measured", "unavailable")) or not c for c in cells_text
+            ):
+                continue
+            body.append([f"`{kind}`", LABELS[config], *cells_text])
+    md += _table(
+        [
+            "client",
+            "config",
+            "1 KB: thread",
+            "1 KB: process",
+            "100 KB: thread",
+            "100 KB: process",
+            "1 MB: thread",
+            "1 MB: process",
         ],
         body,
     )
@@ -1193,7 +1246,7 @@ def render(raw: dict[str, Any], write: bool) -> None:
     shown = meta["configs"]
     unavailable = meta["unavailable"]
     tables = summarise(cells, shown, unavailable)
-    for kind in KINDS:
+    for kind in tables:
         tables[kind] = [r for r in tables[kind] if r.config in shown]
     bare_check = checks.get("bare", {})
     bare_row = _by(tables["ollama-sync"], "bare")

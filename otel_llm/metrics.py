@@ -15,25 +15,21 @@ chunk keep their span as exemplar context.
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Final
 
-from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm import _setup, instruments, prometheus
+from otel_llm import instruments, prometheus
 from otel_llm import semconv as sc
 from otel_llm._config import Settings
 from otel_llm._fold import Batch, Folder
 from otel_llm._guard import report
 from otel_llm._types import LLMCall
-from otel_llm.version import __version__
 
 __all__ = [
     "BUFFER_LIMIT",
@@ -42,15 +38,11 @@ __all__ = [
     "LatestRecorder",
     "ModelCap",
     "Recorder",
-    "build_sinks",
     "endpoint",
     "recorder",
-    "shutdown",
 ]
 
-_logger = logging.getLogger("otel_llm")
-
-# -- environment (read once, in build_sinks; keywords to instrument() win) -----------------
+# -- environment (read once, in _setup.build_metrics; keywords to instrument() win) ---------
 OTEL_LLM_METRICS: Final = "OTEL_LLM_METRICS"
 """``false`` records no metrics (spans only)."""
 OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
@@ -77,8 +69,6 @@ _LABEL_SETS: Final = 1024
 """Attribute dicts kept for reuse; past this many the cache starts over."""
 _FOLD_INSTRUMENT: Final = "otel_llm.pending"
 """The observable instrument whose callback folds pending calls; it reports nothing."""
-_SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
-_TRUE = {"1", "true", "yes", "on"}
 _NS = 1e-9
 
 
@@ -394,158 +384,8 @@ def recorder(
     return cls(meter, models, settings, server_metrics, limit)
 
 
-# -- building and tearing down ------------------------------------------------------------
-_stops: list[Callable[[], None]] = []
-_endpoint: prometheus.Endpoint | None = None
-_kept_readers: weakref.WeakKeyDictionary[Any, prometheus.PrometheusReader] = (
-    weakref.WeakKeyDictionary()
-)
-"""Readers built into a MeterProvider we created: reused by the next ``instrument()``."""
-
-
 def endpoint() -> prometheus.Endpoint | None:
     """The running Prometheus endpoint (host, port), if ``instrument()`` started one."""
-    return _endpoint
+    from otel_llm.instrumentor import LLMInstrumentor
 
-
-def shutdown() -> None:
-    """Stop what ``build_sinks`` started: the endpoint, residency polling, added readers."""
-    global _endpoint
-    _endpoint = None
-    while _stops:
-        stop = _stops.pop()
-        try:
-            stop()
-        except Exception as exc:
-            _logger.debug("otel_llm: shutdown step failed: %r", exc)
-
-
-def build_sinks(options: Mapping[str, Any], settings: Settings) -> list[Callable[[LLMCall], None]]:
-    """The per-call sinks (metrics recorder, log event) that ``instrument()`` options ask for.
-
-    Options (each falls back to its environment variable, then its default):
-    ``metrics`` (on), ``meter_provider``, ``metrics_exporter``, ``latest_metrics`` (off),
-    ``max_models`` (100), ``server_metrics`` (on), ``prometheus_port`` / ``prometheus_host`` /
-    ``prometheus_resource_labels``, ``log_events`` (off), ``ollama_residency`` (off).
-    """
-    shutdown()
-    sinks: list[Callable[[LLMCall], None]] = []
-    if _flag(options.get("metrics"), OTEL_LLM_METRICS, True):
-        provider = _meter_provider(options)
-        meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
-        latest = _flag(options.get("latest_metrics"), OTEL_LLM_LATEST_METRICS, False)
-        models = ModelCap(_max_models(options.get("max_models")))
-        server = _flag(options.get("server_metrics"), OTEL_LLM_SERVER_METRICS, True)
-        sink = recorder(meter, latest, models, settings, server)
-        _stops.append(sink.close)  # pending calls reach the readers before we let go
-        sinks.append(sink)
-        residency = options.get("ollama_residency")
-        if residency is None:
-            residency = _flag(None, OTEL_LLM_OLLAMA_RESIDENCY, False)
-        if residency:
-            from otel_llm import residency as _residency
-
-            _stops.append(_residency.start(meter, residency, settings, models))
-    if _flag(options.get("log_events"), OTEL_LLM_LOG_EVENTS, False):
-        from otel_llm import logs
-
-        sinks.append(logs.CallLogger(settings))
-    return sinks
-
-
-def _flag(value: Any, env: str, default: bool) -> bool:
-    if value is not None:
-        return bool(value)
-    raw = os.environ.get(env, "").strip().lower()
-    return default if not raw else raw in _TRUE
-
-
-def _max_models(value: Any) -> int:
-    if value is None:
-        raw = os.environ.get(OTEL_LLM_MAX_MODELS, "").strip()
-        try:
-            value = int(raw) if raw else DEFAULT_MAX_MODELS
-        except ValueError:
-            value = DEFAULT_MAX_MODELS
-    return max(1, int(value))
-
-
-def _prometheus_address(options: Mapping[str, Any]) -> tuple[str, int] | None:
-    """``(host, port)`` if the direct endpoint is asked for, by keyword or environment."""
-    port = options.get("prometheus_port")
-    host = options.get("prometheus_host") or (
-        os.environ.get(OTEL_EXPORTER_PROMETHEUS_HOST, "").strip() or prometheus.DEFAULT_HOST
-    )
-    if port is None:
-        names = options.get("metrics_exporter")
-        if names is None:
-            names = os.environ.get(OTEL_METRICS_EXPORTER, "")
-        if "prometheus" not in {n.strip().lower() for n in str(names).split(",")}:
-            return None
-        raw = os.environ.get(OTEL_EXPORTER_PROMETHEUS_PORT, "").strip()
-        try:
-            port = int(raw) if raw else prometheus.DEFAULT_PORT
-        except ValueError:
-            _logger.error("otel_llm: %s=%r is not a port", OTEL_EXPORTER_PROMETHEUS_PORT, raw)
-            port = prometheus.DEFAULT_PORT
-    return str(host), int(port)
-
-
-def _meter_provider(options: Mapping[str, Any]) -> Any:
-    """The app's MeterProvider or ours; with the Prometheus reader on it if one is asked for."""
-    provider = options.get("meter_provider")
-    address = _prometheus_address(options)
-    if address is None:
-        return provider or _setup.meter_provider(options.get("metrics_exporter"))
-    reader = prometheus.PrometheusReader()
-    if provider is None:
-        building = isinstance(
-            otel_metrics.get_meter_provider(), otel_metrics._internal._ProxyMeterProvider
-        )
-        exporter = options.get("metrics_exporter")
-        if exporter is None and OTEL_METRICS_EXPORTER not in os.environ:
-            exporter = (
-                "prometheus"  # prometheus_port alone: no OTLP exporter to a missing collector
-            )
-        provider = _setup.meter_provider(exporter, extra_readers=[reader] if building else None)
-        if building:
-            _kept_readers[provider] = reader
-    attached = _attach(provider, reader)
-    if attached is not None:
-        labels = options.get("prometheus_resource_labels")
-        _serve(attached, *address, prometheus.DEFAULT_RESOURCE_LABELS if labels is None else labels)
-    return provider
-
-
-def _attach(
-    provider: Any, reader: prometheus.PrometheusReader
-) -> prometheus.PrometheusReader | None:
-    """Put ``reader`` on an existing provider (SDK ``add_metric_reader``); undone on shutdown."""
-    kept = _kept_readers.get(provider)
-    if kept is not None:
-        return kept
-    add = getattr(provider, "add_metric_reader", None)
-    remove = getattr(provider, "remove_metric_reader", None)
-    if add is None or remove is None:
-        _logger.error(
-            "otel_llm: no Prometheus endpoint: this MeterProvider cannot take another reader;"
-            " add otel_llm.prometheus.PrometheusReader() to it and call"
-            " otel_llm.prometheus.serve(reader, port)"
-        )
-        return None
-    add(reader)
-    _stops.append(lambda: remove(reader))
-    return reader
-
-
-def _serve(
-    reader: prometheus.PrometheusReader, host: str, port: int, resource_labels: Iterable[str]
-) -> None:
-    global _endpoint
-    try:
-        served = prometheus.serve(reader, port, host, resource_labels)
-    except OSError as exc:
-        _logger.error("otel_llm: cannot serve Prometheus metrics on %s:%s: %s", host, port, exc)
-        return
-    _endpoint = served
-    _stops.append(served.stop)
+    return LLMInstrumentor().endpoint
