@@ -5,17 +5,21 @@ protocol pipe (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``), then r
 commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a line:
 
 * ``{"cmd": "batch", "kind": K, "mode": "call"|"stream", "n": N}`` runs N calls and
-  returns the CPU (``time.thread_time``) and wall time of each, in seconds, plus the
-  spans exported meanwhile. A streamed call is split in three phases: ``open`` (the
-  call up to its first part), ``mid`` (every part after it but the last) and ``end``
-  (the last part, the end of the iterator and the response's close).
+  returns the CPU (``time.thread_time``) and wall time of each, in seconds, the
+  whole process's CPU per call over the batch and one metrics collection
+  (``proc``), plus the spans exported meanwhile. A streamed call is split in three
+  phases: ``open`` (the call up to its first part), ``mid`` (every part after it but
+  the last) and ``end`` (the last part, the end of the iterator and the response's
+  close).
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
 
-Kinds: ``ollama-sync``, ``ollama-async`` (the official client's ``chat``) and
+Kinds: ``ollama-sync``, ``ollama-async`` (the official client's ``chat``),
+``openai-sync``, ``openai-async`` (``chat.completions.create`` on ``/v1``) and
 ``httpx-sync``, ``httpx-async`` (``POST /api/chat``, the body read and decoded as JSON;
-streamed: ``iter_lines`` + ``json.loads``). Every configuration exports through the same
+streamed: ``iter_lines`` + ``json.loads``); ``@100k`` / ``@1m`` after a kind: a prompt
+of that size instead of 1 KB. Every configuration exports through the same
 SDK ``TracerProvider`` + ``SimpleSpanProcessor`` + a counting exporter.
 """
 
