@@ -62,8 +62,8 @@ LABELS = {
     "otel_llm-spans": "otel_llm, spans only",
     "otel_llm": "otel_llm, spans + metrics",
     "otel_llm-lean": "otel_llm, spans + metrics without gen_ai.server.*",
-    "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama)",
-    "openinference": "openinference-instrumentation-ollama",
+    "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama / -openai)",
+    "openinference": "OpenInference (openinference-instrumentation-ollama / -openai)",
 }
 # Which requirement line a configuration needs beyond the repo itself.
 NEEDS = {
@@ -878,6 +878,33 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
         )
+        for what, limit, ours, theirs, broken in (
+            (
+                "per unstreamed call",
+                1.0,
+                o.added_proc_call,
+                a.added_proc_call,
+                o.status or a.status,
+            ),
+            (
+                f"per {PLAN_CHUNKS}-chunk stream",
+                0.5,
+                o.added_proc_stream,
+                a.added_proc_stream,
+                o.stream_status or a.stream_status,
+            ),
+        ):
+            if broken:
+                ok, detail = None, broken
+            else:
+                ok = ours <= limit * theirs
+                detail = (
+                    f"{f1(ours)} µs vs OpenLLMetry {f1(theirs)} µs (limit {f1(limit * theirs)})"
+                )
+            lines.append(
+                f"{verdict(ok)}  [{kind}] added whole-process CPU {what} ≤ {limit:.1f}x "
+                f"OpenLLMetry's: {detail}"
+            )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
     if "growth_kb" in ours and "growth_kb" in bare:
         diff = ours["growth_kb"] - bare["growth_kb"]
