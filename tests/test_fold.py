@@ -54,7 +54,7 @@ def _collect(reader: InMemoryMetricReader) -> dict[str, Metric]:
 
 
 def _count(metric: Metric | None) -> int:
-    return sum(p.count for p in metric.data.data_points) if metric else 0  # type: ignore[union-attr]
+    return sum(p.count for p in metric.data.data_points) if metric else 0  # type: ignore[union-attr,misc]
 
 
 def _chat(mock: MockOllama, stream: bool = False) -> None:
@@ -70,7 +70,7 @@ def _chat(mock: MockOllama, stream: bool = False) -> None:
 
 def _span_tokens(spans: list[ReadableSpan]) -> int:
     return sum(
-        int(s.attributes.get("gen_ai.usage.input_tokens", 0))  # type: ignore[union-attr,arg-type]
+        int(s.attributes.get("gen_ai.usage.input_tokens", 0))  # type: ignore[union-attr,arg-type,misc]
         + int(s.attributes.get("gen_ai.usage.output_tokens", 0))  # type: ignore[union-attr,arg-type]
         for s in spans
     )
@@ -122,7 +122,7 @@ def test_concurrent_calls_and_collections_lose_nothing(
     got = _collect(reader)
     spans = collected.llm()
     assert (48, 48) == (len(spans), _count(got.get(DURATION)))
-    assert _span_tokens(spans) == sum(p.sum for p in got[TOKENS].data.data_points)  # type: ignore[union-attr]
+    assert _span_tokens(spans) == sum(p.sum for p in got[TOKENS].data.data_points)  # type: ignore[union-attr,misc]
 
 
 def test_pending_calls_reach_the_reader_after_uninstrument(
@@ -136,7 +136,7 @@ def test_pending_calls_reach_the_reader_after_uninstrument(
     got = _collect(reader)
     assert 3 == _count(got.get(DURATION))
     assert 1 == _count(got.get("gen_ai.client.operation.time_to_first_chunk"))
-    assert _span_tokens(collected.llm()) == sum(p.sum for p in got[TOKENS].data.data_points)  # type: ignore[union-attr]
+    assert _span_tokens(collected.llm()) == sum(p.sum for p in got[TOKENS].data.data_points)  # type: ignore[union-attr,misc]
 
 
 def test_every_reader_gets_each_call_once(
@@ -280,3 +280,54 @@ def test_no_sdk_writes_each_call_at_once() -> None:
     rec = metrics.recorder(NoOpMeter("t"), False, metrics.ModelCap(), Settings())
     rec(_call(1))
     assert 0 == rec.pending
+
+
+def test_meter_provider_shutdown_exports_pending_calls(
+    mock: MockOllama, collected: Spans, tracer_provider: TracerProvider
+) -> None:
+    """A periodic reader that never ticked: the provider's shutdown collects one last
+    time, and that collection folds every pending call (still instrumented)."""
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        MetricsData,
+        PeriodicExportingMetricReader,
+    )
+
+    class Kept(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.exported: list[MetricsData] = []
+
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            self.exported.append(metrics_data)
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            pass
+
+    exporter = Kept()
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(metric_readers=[reader])
+    otel_llm.instrument(tracer_provider=tracer_provider, meter_provider=provider)
+    try:
+        for stream in (False, True, True):
+            _chat(mock, stream)
+        provider.shutdown()
+    finally:
+        otel_llm.uninstrument()
+    counts = [
+        sum(p.count for p in m.data.data_points)  # type: ignore[union-attr,misc]
+        for data in exporter.exported
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == DURATION
+    ]
+    assert [3] == counts
+    assert 3 == len(collected.llm())
