@@ -62,7 +62,7 @@ def _run(
         otel_llm.uninstrument()
     data = reader.get_metrics_data()
     count = sum(
-        p.count  # type: ignore[union-attr]
+        p.count  # type: ignore[union-attr,misc]
         for rm in (data.resource_metrics if data else ())
         for sm in rm.scope_metrics
         for m in sm.metrics
