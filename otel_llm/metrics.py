@@ -42,7 +42,7 @@ __all__ = [
     "recorder",
 ]
 
-# -- environment (read once, in _setup.build_metrics; keywords to instrument() win) ---------
+# -- environment (read once, in build_sinks; keywords to instrument() win) -----------------
 OTEL_LLM_METRICS: Final = "OTEL_LLM_METRICS"
 """``false`` records no metrics (spans only)."""
 OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
@@ -50,9 +50,9 @@ OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
 OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
 """Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
 OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
-"""``true`` emits one structlog ``llm.call`` event per finished call."""
 OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
-"""``false`` skips the three ``gen_ai.server.*`` histograms."""
+"""``false`` skips the three ``gen_ai.server.*`` histograms (a third of the metrics cost)."""
+"""``true`` emits one structlog ``llm.call`` event per finished call."""
 OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
 """``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
 OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
