@@ -168,7 +168,10 @@ class Folder:
                     report("otel_llm._fold.sdk", exc)
                     self._sdk = None
                 continue
-            self._fold_public(group)
+            try:
+                self._fold_public(group)
+            except Exception as exc:  # one group lost, reported; the others still count
+                report("otel_llm._fold.public", exc)
 
     @staticmethod
     def _fold_public(group: _Group) -> None:
