@@ -152,6 +152,19 @@ def _otel_llm_lean(tp: TracerProvider, mp: MeterProvider) -> None:
     )
 
 
+def _otel_llm_baseline(tp: TracerProvider, mp: MeterProvider) -> None:
+    """``otel_llm`` from the directory ``run.py --baseline`` names: before vs after."""
+    where = os.environ.get("BENCH_OTEL_LLM_BASELINE")
+    if not where:
+        raise RuntimeError("no --baseline directory given")
+    sys.path.insert(0, where)
+    import otel_llm
+
+    if not otel_llm.__file__ or not otel_llm.__file__.startswith(where):
+        raise RuntimeError(f"otel_llm came from {otel_llm.__file__}, not {where}")
+    otel_llm.instrument(tracer_provider=tp, meter_provider=mp, http_spans=False)
+
+
 def _openllmetry(tp: TracerProvider, mp: MeterProvider) -> None:
     """Its ``ollama`` instrumentor, and its ``openai`` one if installed (as Traceloop's
     SDK would instrument both); each client's calls go through one of them."""
@@ -181,6 +194,7 @@ CONFIGS: dict[str, Callable[[TracerProvider, MeterProvider], None]] = {
     "otel_llm-spans": _otel_llm_spans,
     "otel_llm": _otel_llm,
     "otel_llm-lean": _otel_llm_lean,
+    "otel_llm-baseline": _otel_llm_baseline,
     "openllmetry": _openllmetry,
     "openinference": _openinference,
 }

@@ -52,6 +52,7 @@ CONFIGS = (
     "otel_llm-spans",
     "otel_llm",
     "otel_llm-lean",
+    "otel_llm-baseline",
     "openllmetry",
     "openinference",
 )
@@ -62,6 +63,7 @@ LABELS = {
     "otel_llm-spans": "otel_llm, spans only",
     "otel_llm": "otel_llm, spans + metrics",
     "otel_llm-lean": "otel_llm, spans + metrics without gen_ai.server.*",
+    "otel_llm-baseline": "otel_llm from --baseline, spans + metrics (before/after)",
     "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama / -openai)",
     "openinference": "OpenInference (openinference-instrumentation-ollama / -openai)",
 }
@@ -73,7 +75,9 @@ NEEDS = {
 }
 ANCHORS = ("httpx-instr", "openllmetry", "openinference")
 UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
-OURS = ("otel_llm-spans", "otel_llm")
+OURS = ("otel_llm-spans", "otel_llm", "otel_llm-baseline")
+BASELINE_ENV = "BENCH_OTEL_LLM_BASELINE"
+"""Directory holding another ``otel_llm`` package (``--baseline``), for the worker."""
 KINDS = ("ollama-sync", "ollama-async", "openai-sync", "openai-async", "httpx-sync", "httpx-async")
 SIZES = ("100k", "1m")  # prompt sizes besides the default 1 KB (unstreamed calls only)
 SIZED_KINDS = tuple(f"{k}@{size}" for k in KINDS for size in SIZES)
@@ -176,11 +180,16 @@ def ensure_venv() -> dict[str, str]:
 # --- processes --------------------------------------------------------------------------------
 
 
+_baseline: list[str] = []  # set by --baseline
+
+
 def _env() -> dict[str, str]:
     """The caller's environment less anything that changes what an instrumentation does."""
     prefixes = ("OTEL_", "TRACELOOP_", "OPENINFERENCE_", "OLLAMA_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if _baseline:
+        env[BASELINE_ENV] = _baseline[0]
     return env
 
 
@@ -878,7 +887,7 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
         )
-        for what, limit, ours, theirs, broken in (
+        for what, limit, mine, theirs, broken in (
             (
                 "per unstreamed call",
                 1.0,
@@ -897,9 +906,9 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
             if broken:
                 ok, detail = None, broken
             else:
-                ok = ours <= limit * theirs
+                ok = mine <= limit * theirs
                 detail = (
-                    f"{f1(ours)} µs vs OpenLLMetry {f1(theirs)} µs (limit {f1(limit * theirs)})"
+                    f"{f1(mine)} µs vs OpenLLMetry {f1(theirs)} µs (limit {f1(limit * theirs)})"
                 )
             lines.append(
                 f"{verdict(ok)}  [{kind}] added whole-process CPU {what} ≤ {limit:.1f}x "
@@ -1145,6 +1154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a directory with another otel_llm package (e.g. `git archive REV otel_llm | "
+        "tar -x -C DIR`), measured as the otel_llm-baseline configuration in the same run",
+    )
+    parser.add_argument(
         "--budget",
         type=float,
         default=360.0,
@@ -1162,6 +1177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
+    if args.baseline:
+        _baseline.append(str(Path(args.baseline).resolve()))
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
