@@ -65,8 +65,20 @@ METRICS: dict[str, str] = {
 }
 """OTel instrument name → Prometheus name, for every metric a dashboard reads."""
 
-# -- labels (attribute keys with "." → "_"; `job` is service.namespace/service.name)
-SERVICE = "job"
+# -- recorded series (deploy/rules/otel-llm.rules.yml): 5-minute rates already summed per
+#    service, environment and model, so a per-model panel reads one series per model
+#    instead of every raw series. The Prometheus the dashboards read must load the rules
+#    (both shipped configs do).
+RECORDED_CALLS = "service_model:gen_ai_client_operations:rate5m"
+RECORDED_ERRORS = "service_model:gen_ai_client_operation_errors:rate5m"
+RECORDED_OUTPUT_TOKENS = "service_model:gen_ai_client_output_tokens:rate5m"
+
+# -- labels (attribute keys with "." → "_")
+SERVICE = "service_name"
+"""service.name, copied onto every series by the Collector (resource_constant_labels) and by
+the direct endpoint. Not `job`: that is `service.namespace/service.name` when a namespace is
+set, while Jaeger names a service by service.name alone, and the Jaeger searches below take
+the same $service variable."""
 ENVIRONMENT = "deployment_environment_name"  # a resource label on both paths (docs/metrics.md)
 MODEL = "gen_ai_request_model"
 OPERATION = "gen_ai_operation_name"
@@ -261,11 +273,12 @@ OPEN_TRACE = (
 
 
 def traces_table(
-    title: str, description: str, *targets: Jaeger, width: int, height: int
+    title: str, description: str, target: Jaeger, width: int, height: int
 ) -> table.Panel:
-    """A table of Jaeger search results; a click on a row opens its trace in Call chains.
+    """A table of one Jaeger search; a click on a row opens its trace in Call chains.
 
-    (The trace id itself also links to Explore: the Jaeger datasource adds that link.)
+    One target only: Grafana's Jaeger datasource runs the first target of a panel and
+    ignores the rest. (The trace id also links to Explore: the datasource adds that link.)
     """
     panel = (
         table.Panel()
@@ -283,18 +296,20 @@ def traces_table(
             ]
         )
     )
-    for target in targets:
-        panel = panel.with_target(target)
-    return panel
+    return panel.with_target(target)
 
 
 # -- LLM overview ---------------------------------------------------------------------------
+def recorded(name: str) -> str:
+    """``sum by (model) (name{variables})``: a recorded per-model series, environments summed."""
+    return f"sum by ({MODEL}) ({name}{{{SELECTOR}}})"
+
+
 def overview() -> db.Dashboard:
-    calls = f"sum by ({MODEL}) ({rate(OPERATION_DURATION + '_count')})"
+    calls = recorded(RECORDED_CALLS)
     failed = rate(OPERATION_DURATION + "_count", FAILED)
-    errors = f"sum by ({MODEL}) ({failed})"
+    errors = recorded(RECORDED_ERRORS)
     cold_loads = f"{MODEL_LOAD_DURATION}_count{{{SELECTOR}}}"
-    output = f'{TOKEN_TYPE}="output"'
     return (
         base(
             "LLM overview",
@@ -373,7 +388,8 @@ def overview() -> db.Dashboard:
             series(
                 "Calls/s by model",
                 PER_SECOND,
-                "LLM calls per second, one line per requested model.",
+                "LLM calls per second, one line per requested model (5-minute rate,"
+                " recorded by deploy/rules).",
                 promql(calls, legend(MODEL)),
             )
         )
@@ -381,7 +397,8 @@ def overview() -> db.Dashboard:
             series(
                 "Error ratio by model",
                 RATIO,
-                "Failed calls / all calls per model; 0 when a model had no error.",
+                "Failed calls / all calls per model; 0 when a model had no error (5-minute"
+                " rates, recorded by deploy/rules).",
                 promql(
                     f"({errors} or {calls} * 0) / {calls}",
                     legend(MODEL),
@@ -443,11 +460,9 @@ def overview() -> db.Dashboard:
             series(
                 "Output tokens/s by model",
                 TOKENS_PER_SECOND,
-                "Output tokens generated per second, as the server counted them.",
-                promql(
-                    f"sum by ({MODEL}) ({rate(TOKEN_USAGE + '_sum', output)})",
-                    legend(MODEL),
-                ),
+                "Output tokens generated per second, as the server counted them (5-minute"
+                " rate, recorded by deploy/rules).",
+                promql(recorded(RECORDED_OUTPUT_TOKENS), legend(MODEL)),
                 width=8,
             )
         )
@@ -514,16 +529,27 @@ def overview() -> db.Dashboard:
             )
         )
         .with_row(db.Row("Recent slow or failed calls"))
+        # Two panels, not two targets in one: Grafana's Jaeger datasource runs only the
+        # first target of a panel.
         .with_panel(
             traces_table(
-                "Recent slow (≥ $slow) or failed LLM traces",
-                "From Jaeger: traces of $service that took at least $slow, and traces with"
-                " an error. Click a row to open its trace in Call chains.",
+                "Recent slow LLM traces (≥ $slow)",
+                "From Jaeger: traces of $service that took at least $slow. Click a row to"
+                " open its trace in Call chains.",
                 trace_search("A", service="${service}", minDuration="${slow}", limit=20),
-                trace_search("B", service="${service}", tags="error=true", limit=20),
-                width=24,
+                width=12,
                 height=10,
-            ).with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+            )
+        )
+        .with_panel(
+            traces_table(
+                "Recent failed LLM traces",
+                "From Jaeger: traces of $service with a span whose status is error. Click a"
+                " row to open its trace in Call chains.",
+                trace_search("A", service="${service}", tags="error=true", limit=20),
+                width=12,
+                height=10,
+            )
         )
     )
 

@@ -20,13 +20,15 @@ from typing import Any, Protocol
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_llm import _span, _state
+from otel_llm import _sdk_span, _span, _state
+from otel_llm._begin import call_context
+from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
 from otel_llm.adapters import match
-from otel_llm.adapters._common import loads
+from otel_llm.adapters._common import request_fields
 
 __all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
@@ -87,9 +89,10 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
     except Exception:  # a streamed upload we must not consume
         body = b""
     if body:
-        parsed = loads(body)
-        if isinstance(parsed, dict):
+        parsed = request_fields(body, settings.capture_content)  # the prompt is not decoded
+        if parsed is not None:
             adapter.read_request(call, parsed)
+    _sdk_span.note(call)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
     call.span = _span.start(call, state.tracer, entries)
     if settings.propagate:
@@ -137,7 +140,8 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if not response.is_stream_consumed:
-        response.stream = observer(response.stream, call, parser)
+        encoding = response.headers.get("content-encoding")  # the stream is still encoded
+        response.stream = observer(response.stream, call, decoded(parser, encoding, call))
         return True
     content = response.content  # a transport built the body from bytes: already read
     if content:
@@ -155,7 +159,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
         call = _begin(state, request) if state is not None else None
         if call is None:
             return original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
@@ -184,7 +188,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
         call = _begin(state, request) if state is not None else None
         if call is None:
             return await original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = await original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:

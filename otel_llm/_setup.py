@@ -14,17 +14,26 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+
+from otel_llm import _exporters
+from otel_llm import environment_variables as env
 
 __all__ = ["meter_provider", "tracer_provider"]
 
 _logger = logging.getLogger("otel_llm")
 
 
+_SIGNAL_PROTOCOL = {
+    "TRACES": env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    "METRICS": env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+}
+
+
 def _protocol(signal: str) -> str:
     return (
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        os.environ.get(_SIGNAL_PROTOCOL[signal])
+        or os.environ.get(env.OTEL_EXPORTER_OTLP_PROTOCOL)
         or "http/protobuf"
     ).strip()
 
@@ -45,15 +54,15 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
                     OTLPSpanExporter as GrpcSpanExporter,
                 )
 
-                out.append((GrpcSpanExporter(), True))
+                out.append((_exporters.FailFastSpanExporter(GrpcSpanExporter()), True))
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
                 )
 
-                out.append((OTLPSpanExporter(), True))
+                out.append((_exporters.FailFastSpanExporter(OTLPSpanExporter()), True))
         elif name == "otlp_json_file":
-            from otel_llm.testing.otlp_json import OTLPJsonFileSpanExporter
+            from otel_llm.otlp_json import OTLPJsonFileSpanExporter
 
             out.append((OTLPJsonFileSpanExporter(), False))
         elif name == "jaeger":
@@ -106,10 +115,12 @@ def tracer_provider(exporter: str | None = None, resource: Resource | None = Non
     if not isinstance(current, trace.ProxyTracerProvider):
         return current
     provider = TracerProvider(resource=resource or Resource.create())
-    names = exporter if exporter is not None else os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    names = exporter if exporter is not None else os.environ.get(env.OTEL_TRACES_EXPORTER, "otlp")
     for span_exporter, batch in span_exporters(names):
         processor = (
-            BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
+            _exporters.batch_processor(span_exporter)
+            if batch
+            else SimpleSpanProcessor(span_exporter)
         )
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
@@ -131,13 +142,13 @@ def metric_readers(names: str) -> list[MetricReader]:
                     OTLPMetricExporter as GrpcMetricExporter,
                 )
 
-                readers.append(PeriodicExportingMetricReader(GrpcMetricExporter()))
+                readers.append(_exporters.metric_reader(GrpcMetricExporter()))
             else:
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                     OTLPMetricExporter,
                 )
 
-                readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+                readers.append(_exporters.metric_reader(OTLPMetricExporter()))
         else:
             _logger.error("otel_llm: unknown metrics exporter %r ignored", name)
     return readers
@@ -152,8 +163,9 @@ def meter_provider(
     current = metrics.get_meter_provider()
     if not isinstance(current, metrics._internal._ProxyMeterProvider):
         return current
-    names = exporter if exporter is not None else os.environ.get("OTEL_METRICS_EXPORTER", "otlp")
+    names = exporter if exporter is not None else os.environ.get(env.OTEL_METRICS_EXPORTER, "otlp")
     readers = metric_readers(names) + list(extra_readers or [])
     provider = MeterProvider(resource=resource or Resource.create(), metric_readers=readers)
+    _exporters.observe_drops(provider)
     metrics.set_meter_provider(provider)
     return metrics.get_meter_provider()

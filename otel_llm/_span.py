@@ -109,6 +109,8 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
                 attrs[sc.LEGACY[name]] = attrs[name]
     if call.embedding_dimensions is not None:
         attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = call.embedding_dimensions
+    if call.embedding_count is not None:
+        attrs[sc.EMBEDDINGS_COUNT] = call.embedding_count
     if call.stream:
         if call.first_chunk_ns:
             attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (call.first_chunk_ns - call.start_ns) / 1e9

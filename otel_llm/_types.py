@@ -7,9 +7,9 @@ format or an OpenTelemetry API beyond holding the span.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from opentelemetry.util.types import AttributeValue
 
@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 
     from otel_llm._config import Settings
 
-__all__ = ["Adapter", "LLMCall", "Parser", "Redactor"]
-
-Redactor = Callable[[str], str]
-"""Applied to every captured text before it is recorded (content capture only)."""
+__all__ = ["Adapter", "Endpoint", "LLMCall", "Parser", "Routes"]
 
 
 @dataclass(slots=True, eq=False)
@@ -69,11 +66,14 @@ class LLMCall:
     prompt_eval_duration_ns: int | None = None
     eval_duration_ns: int | None = None
     embedding_dimensions: int | None = None
+    embedding_count: int | None = None
     provider_confirmed: str | None = None
     error_type: str | None = None
     error_message: str | None = None
     ended_by: str | None = None
     finished: bool = False
+    sdk_span: bool = False
+    """An SDK's own GenAI span is this call's parent and counted it (``_sdk_span``)."""
 
     def add_output(self, text: Any, reasoning: Any = None) -> None:
         """Keep streamed answer text and reasoning (content capture only)."""
@@ -118,3 +118,28 @@ class Adapter(Protocol):
 
     def parser(self, call: LLMCall, content_type: str) -> Parser:
         """A parser for a successful response with this content type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """What one adapter module serves; the dispatcher's table is built from these.
+
+    ``endpoints`` maps request paths to ``gen_ai.operation.name``; every path starts
+    with ``prefix``, which is also how a server mounted under a path of its own
+    (``/ollama/api/chat`` behind a reverse proxy) is still recognised. ``provider`` is
+    the provider the API itself names (``ollama`` for Ollama's native paths); None
+    when several servers speak it and configuration decides by host.
+    """
+
+    adapter: Adapter
+    endpoints: Mapping[str, str]
+    prefix: str
+    provider: str | None = None
+
+
+class Endpoint(NamedTuple):
+    """What a matched request is: who reads it, which operation, whose API (see ``Routes``)."""
+
+    adapter: Adapter
+    operation: str
+    provider: str | None

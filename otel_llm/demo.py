@@ -20,11 +20,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_llm
+from otel_llm import environment_variables as env
 from otel_llm import semconv as sc
 from otel_llm.instruments import TOKEN_TYPE
 
-CHAT_MODEL = os.environ.get("OTEL_LLM_DEMO_MODEL", "llama3.2")
-EMBED_MODEL = os.environ.get("OTEL_LLM_DEMO_EMBED_MODEL", "all-minilm")
+CHAT_MODEL = os.environ.get(env.OTEL_LLM_DEMO_MODEL, "llama3.2")
+EMBED_MODEL = os.environ.get(env.OTEL_LLM_DEMO_EMBED_MODEL, "all-minilm")
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -40,7 +41,7 @@ WEATHER_TOOL = {
 
 
 def _ollama_url() -> str:
-    raw = os.environ.get("OLLAMA_HOST", "127.0.0.1:11434").strip()
+    raw = os.environ.get(env.OLLAMA_HOST, "127.0.0.1:11434").strip()
     return raw if "://" in raw else "http://" + raw
 
 
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             chunk_delay=0.005,
         )
         mock = MockOllama(default=scenario, models=(CHAT_MODEL, EMBED_MODEL)).start()
-        os.environ["OLLAMA_HOST"] = mock.url
+        os.environ[env.OLLAMA_HOST] = mock.url
         print(f"No Ollama at {url}: using the built-in mock Ollama at {mock.url}")
 
     exporter = InMemorySpanExporter()

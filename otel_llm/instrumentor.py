@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_llm import _config, _metrics_setup, _patch, _setup, _state, prometheus
+from otel_llm import _config, _frontends, _metrics_setup, _patch, _setup, _state, prometheus
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -21,18 +21,6 @@ from otel_llm.version import __version__
 __all__ = ["LLMInstrumentor"]
 
 _HTTPX_MODULES = ("httpx", "httpx2")
-_SETTINGS_KEYS = (
-    "capture_content",
-    "content_max_length",
-    "redact",
-    "legacy_attributes",
-    "ollama_hosts",
-    "providers",
-    "default_provider",
-    "propagate",
-    "http_spans",
-    "baggage_keys",
-)
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
@@ -56,18 +44,19 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return get_dependency_conflicts(_instruments, _instruments_any)
 
     def _instrument(self, **kwargs: Any) -> None:
-        tracer_provider = kwargs.get("tracer_provider") or _setup.tracer_provider(
-            kwargs.get("traces_exporter")
-        )
-        settings = _config.resolve(**{k: kwargs.get(k) for k in _SETTINGS_KEYS})
+        """Keywords as for ``otel_llm.instrument()`` (``_config.Options``)."""
+        options = _config.Options.of(**kwargs)
+        tracer_provider = options.tracer_provider or _setup.tracer_provider(options.traces_exporter)
+        settings = _config.resolve(options)
         tracer = trace.get_tracer(
             "otel_llm", __version__, tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
-        self._metrics = _metrics_setup.build_metrics(kwargs, settings)
+        self._metrics = _metrics_setup.build_metrics(
+            _config.resolve_metrics(options), settings, options.meter_provider
+        )
         sinks: list[Callable[[LLMCall], None]] = list(self._metrics.sinks)
-        extra_sinks = kwargs.get("sinks")
-        if extra_sinks:
-            sinks.extend(extra_sinks)
+        if options.sinks:
+            sinks.extend(options.sinks)
         _state.current = _state.State(tracer=tracer, settings=settings, sinks=tuple(sinks))
         for name in _HTTPX_MODULES:
             try:
@@ -75,9 +64,10 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except ImportError:
                 continue
             _patch.patch(module)
+        _frontends.patch_all()  # requests, aiohttp
         self._http_instrumentors = []
         if settings.http_spans:
-            self._start_http_spans(tracer_provider, kwargs.get("meter_provider"))
+            self._start_http_spans(tracer_provider, options.meter_provider)
 
     def _start_http_spans(self, tracer_provider: Any, meter_provider: Any) -> None:
         """opentelemetry-instrumentation-httpx's spans become children of ours (costly: opt-in)."""
@@ -101,6 +91,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         _state.current = None
         _patch.unpatch()
+        _frontends.unpatch_all()
         if self._metrics is not None:  # pending metrics, the endpoint, polling, added readers
             self._metrics.stop()
             self._metrics = None

@@ -223,6 +223,20 @@ MODEL_TIME_TO_UNLOAD = Spec(
     "Seconds until Ollama unloads an idle model (its keep_alive expiry).",
 )
 
+# -- otel_llm's own exporters (observable counters; _exporters.py) -----------------------
+EXPORTER_SPANS_DROPPED = Spec(
+    "otel_llm.exporter.span.dropped",
+    "{span}",
+    COUNTER,
+    "Spans otel_llm's exporters gave up on (collector down, failing or not answering).",
+)
+EXPORTER_POINTS_DROPPED = Spec(
+    "otel_llm.exporter.metric_data_point.dropped",
+    "{data_point}",
+    COUNTER,
+    "Metric data points otel_llm's exporters gave up on (collector down, failing or silent).",
+)
+
 CLASSIC: Final = (OPERATION_DURATION, TOKEN_USAGE, TIME_TO_FIRST_CHUNK, TIME_PER_OUTPUT_CHUNK)
 LATEST: Final = (
     INFERENCE_DURATION,
@@ -243,7 +257,8 @@ SERVER: Final = (
     MODEL_LOAD_DURATION,
 )
 RESIDENCY: Final = (MODELS_LOADED, MODEL_SIZE, MODEL_VRAM_SIZE, MODEL_TIME_TO_UNLOAD)
-ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY
+EXPORTER: Final = (EXPORTER_SPANS_DROPPED, EXPORTER_POINTS_DROPPED)
+ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + EXPORTER
 
 
 def histogram(meter: Meter, spec: Spec) -> Histogram:

@@ -26,7 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import Settings
+from otel_llm._config import DEFAULT_MAX_MODELS, Settings
 from otel_llm._fold import Batch, Folder
 from otel_llm._guard import report
 from otel_llm._types import LLMCall
@@ -42,27 +42,9 @@ __all__ = [
     "recorder",
 ]
 
-# -- environment (read once, in build_sinks; keywords to instrument() win) -----------------
-OTEL_LLM_METRICS: Final = "OTEL_LLM_METRICS"
-"""``false`` records no metrics (spans only)."""
-OTEL_LLM_LATEST_METRICS: Final = "OTEL_LLM_LATEST_METRICS"
-"""``true`` emits the newer ``gen_ai.client.inference.*`` names instead of the classic set."""
-OTEL_LLM_MAX_MODELS: Final = "OTEL_LLM_MAX_MODELS"
-"""Distinct model values kept as metric attributes (default 100); later ones are ``_OTHER``."""
-OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
-OTEL_LLM_SERVER_METRICS: Final = "OTEL_LLM_SERVER_METRICS"
-"""``false`` skips the three ``gen_ai.server.*`` histograms (a third of the metrics cost)."""
-"""``true`` emits one structlog ``llm.call`` event per finished call."""
-OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
-"""``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
-OTEL_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
-OTEL_EXPORTER_PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
-OTEL_EXPORTER_PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
-
 OTHER: Final = "_OTHER"
 """The model attribute value once ``max_models`` distinct models have been seen."""
 
-DEFAULT_MAX_MODELS: Final = 100
 BUFFER_LIMIT: Final = 1024
 """Finished calls held between collections; the call that fills the buffer folds it."""
 _LABEL_SETS: Final = 1024
@@ -165,6 +147,8 @@ class Recorder:
                 meter.create_observable_gauge(_FOLD_INSTRUMENT, callbacks=[_fold_pending])
 
     def __call__(self, call: LLMCall) -> None:
+        if call.sdk_span:  # the SDK's own instrumentation counted this call (_sdk_span.py)
+            return
         buffer = self._buffer
         buffer.append(call)
         if len(buffer) >= self._limit and self._lock.acquire(blocking=False):

@@ -20,11 +20,12 @@ import ollama
 import pytest
 
 from otel_llm.check import main as check_main
-from otel_llm.check.spec import SpecError, evaluate, load_spec
 from otel_llm.testing import capture, otlp_json
 from otel_llm.testing._model import SpanRecord, from_readable
-from otel_llm.testing._view import percentile
+from otel_llm.testing._problems import percentile
+from otel_llm.testing._select import Index, selector
 from otel_llm.testing.mock_ollama import MockOllama
+from otel_llm.testing.spec import SpecError, evaluate, load_spec
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,6 +492,21 @@ class TestSpec:
             percentile([4, 1, 3, 2], 50),
             percentile([1, 2, 3, 4], 95),
             percentile([1, 2, 3, 4], 25),
+        )
+
+    def test_span_values_are_selector_fields(self, recorded: list[SpanRecord]) -> None:
+        """total_tokens and time_to_first_chunk select like the other span values."""
+        with_ttft = [r for r in recorded if r.time_to_first_chunk is not None]
+        no_tokens = [r for r in recorded if r.is_llm and r.total_tokens is None]
+        selected = [
+            r.span_id for r in recorded if selector(time_to_first_chunk={"gte": 0})(r, Index(()))
+        ]
+        assert (True, [r.span_id for r in with_ttft], []) == (
+            bool(with_ttft),
+            selected,
+            problems(
+                {"calls": {"total_tokens": None}, "expect": {"count": len(no_tokens)}}, recorded
+            ),
         )
 
     def test_aggregate_failure_names_the_value(self, recorded: list[SpanRecord]) -> None:

@@ -69,6 +69,13 @@ COMMITTED: dict[str, dict[str, Any]] = {
     name: json.loads((DASHBOARDS / name).read_text(encoding="utf-8")) for name in build.DASHBOARDS
 }
 DATASOURCES = yaml.safe_load((PROVISIONING / "datasources" / "datasources.yaml").read_text())
+RECORDED = [
+    rule["record"]
+    for path in sorted((ROOT / "deploy" / "rules").glob("*.yml"))
+    for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    for rule in group["rules"]
+    if "record" in rule
+]
 BUILTIN_VARIABLES = {
     "__all",
     "__data",
@@ -95,6 +102,13 @@ def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def used_variables(text: str) -> set[str]:
     return {a or b for a, b in re.findall(r"\$\{(\w+)(?::[\w]+)?\}|\$(\w+)", text)}
+
+
+def label_values(query: str) -> tuple[str, str]:
+    """``(selector, label)`` of a ``label_values(selector, label)`` variable query."""
+    match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
+    assert match, query
+    return match.group(1), match.group(2)
 
 
 @dataclass(frozen=True)
@@ -215,7 +229,7 @@ class TestContent:
             name + suffix
             for name in build.METRICS.values()
             for suffix in ("", "_bucket", "_sum", "_count")
-        }
+        } | set(RECORDED)  # series the shipped recording rules record
         used = {
             metric
             for query in promql_queries() + [Query(v, q) for _, v, q in variable_queries()]
@@ -242,6 +256,53 @@ class TestContent:
                         assert "dependencyGraph" == kind
         assert {("table", "search"), ("traces", None), ("nodeGraph", "dependencyGraph")} == kinds
 
+    def test_jaeger_panels_have_one_target(self) -> None:
+        """Grafana's Jaeger datasource runs only a panel's first target: one per panel."""
+        counts = {
+            f"{name}: {panel['title']}": len(panel.get("targets", []))
+            for name, dashboard in COMMITTED.items()
+            for panel in panels(dashboard)
+            if panel["datasource"]["uid"] == build.JAEGER_UID
+        }
+        assert counts and {where: 1 for where in counts} == counts
+
+    def test_jaeger_searches_use_variables_of_the_attributes_jaeger_names(self) -> None:
+        """A variable in a Jaeger search holds values of the attribute Jaeger searches on.
+
+        Jaeger's service is service.name, and a tag ``key=${var}`` is the span attribute
+        ``key``: each such variable must list the Prometheus label of that very attribute
+        (``service_name``, not ``job``, which prefixes a service namespace).
+        """
+        checked = []
+        for name, dashboard in COMMITTED.items():
+            labels = {
+                var: label_values(v["query"])[1]
+                for var, v in variables(dashboard).items()
+                if v["type"] == "query"
+            }
+            for panel in panels(dashboard):
+                for target in panel.get("targets", []):
+                    if target.get("queryType") != "search":
+                        continue
+                    uses = [("service.name", target["service"])]
+                    for pair in target.get("tags", "").split():
+                        key, _, value = pair.partition("=")
+                        uses.append((key, value))
+                    for attribute, value in uses:
+                        for var in used_variables(value) & set(labels):
+                            checked.append(var)
+                            assert prometheus.label_name(attribute) == labels[var], (
+                                f"{name}: {panel['title']}: ${var} lists {labels[var]},"
+                                f" Jaeger searches {attribute}"
+                            )
+        assert {"service", "model"} <= set(checked)
+
+    def test_traces_to_metrics_tags_map_to_the_same_labels(self) -> None:
+        """The Jaeger datasource's span → metrics link maps each attribute to its label."""
+        [jaeger] = [d for d in DATASOURCES["datasources"] if d["type"] == "jaeger"]
+        tags = jaeger["jsonData"]["tracesToMetrics"]["tags"]
+        assert tags and [] == [t for t in tags if t["value"] != prometheus.label_name(t["key"])]
+
     def test_exemplars_on_latency_panels(self) -> None:
         """Duration and time-to-first-token panels ask for exemplars."""
         with_exemplars = {q.where.split(": ", 1)[1] for q in promql_queries() if q.exemplar}
@@ -253,6 +314,7 @@ class TestContent:
 
 # -- live: a real Prometheus that scraped real instrumented calls ------------------------------
 SERVICE = "llm-dashboards-test"
+NAMESPACE = "llm-team"
 ENVIRONMENT = "test"
 
 # The instrumented app: calls the mock Ollama in a loop until told to stop (or 5 minutes
@@ -340,6 +402,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     work = tmp_path_factory.mktemp("dashboards")
     metrics_port, prometheus_port = free_port(), free_port()
     shutil.copy(ROOT / "deploy" / "prometheus.test.yml", work / "prometheus.yml")
+    shutil.copytree(ROOT / "deploy" / "rules", work / "rules")  # its rule_files: rules/*.yml
     (work / "targets").mkdir()
     (work / "targets" / "app.json").write_text(
         json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"]}])
@@ -357,7 +420,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OLLAMA"))},
                 "OTEL_SERVICE_NAME": SERVICE,
-                "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment.name={ENVIRONMENT}",
+                # With a namespace, `job` is "llm-team/<name>" while Jaeger knows the service
+                # as <name>: the $service variable must still hold the name alone.
+                "OTEL_RESOURCE_ATTRIBUTES": (
+                    f"deployment.environment.name={ENVIRONMENT},service.namespace={NAMESPACE}"
+                ),
                 "OTEL_TRACES_EXPORTER": "none",
                 "OTEL_METRICS_EXPORTER": "prometheus",
                 "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
@@ -383,7 +450,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     "__rate_interval": RATE_WINDOW,
                     "__range": RANGE,
                     "__interval": "1s",
-                    "__tags": f'job="{SERVICE}", gen_ai_request_model="llama3.2"',
+                    "__tags": f'service_name="{SERVICE}", gen_ai_request_model="llama3.2"',
                 },
             )
         finally:
@@ -436,15 +503,33 @@ class TestAgainstPrometheus:
     )
     def test_variable_values(self, live: Live, dashboard: str, name: str, query: str) -> None:
         """label_values(selector, label) lists the values the app produced."""
-        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
-        assert match, query
-        values = live.label_values(live.fill(match.group(1)), match.group(2))
+        selector, label = label_values(query)
+        values = live.label_values(live.fill(selector), label)
         expected = {
             "service": [SERVICE],
             "environment": [ENVIRONMENT],
             "model": ["all-minilm", "broken", "llama3.2", "qwen3:8b"],
         }[name]
         assert expected == sorted(values)
+
+    @pytest.mark.parametrize("record", RECORDED)
+    def test_recording_rules_record_real_series(self, live: Live, record: str) -> None:
+        """Each recording rule of deploy/rules/, loaded by this Prometheus, has data."""
+        result: dict[str, float] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not result:
+            result = finite(live.api.vector(record))
+            if not result:
+                time.sleep(0.5)
+        assert result, f"{record}: no data"
+        for labels in map(json.loads, result):
+            assert labels["service_name"] == SERVICE, labels
+
+    def test_recorded_error_ratio_sees_the_failures(self, live: Live) -> None:
+        """The recorded error ratio: 1 for the failing model, 0 for the others."""
+        ratios = live.api.vector("service_model:gen_ai_client_operation_errors:ratio_rate5m")
+        by_model = {json.loads(k)["gen_ai_request_model"]: v for k, v in ratios.items()}
+        assert {"all-minilm": 0.0, "broken": 1.0, "llama3.2": 0.0, "qwen3:8b": 0.0} == by_model
 
     def test_error_ratio_sees_the_failures(self, live: Live) -> None:
         """The failing model's error ratio is 1 and the healthy ones' 0."""

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import otel_llm
-from otel_llm import instruments, metrics, prometheus, residency
+from otel_llm import _residency as residency
+from otel_llm import instruments, metrics, prometheus
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
 from tests.conftest import Spans
 
@@ -85,6 +86,10 @@ PROMETHEUS_NAMES = {
     "ollama.model.size": "ollama_model_size_bytes",
     "ollama.model.vram.size": "ollama_model_vram_size_bytes",
     "ollama.model.time_to_unload": "ollama_model_time_to_unload_seconds",
+    "otel_llm.exporter.span.dropped": "otel_llm_exporter_span_dropped_total",
+    "otel_llm.exporter.metric_data_point.dropped": (
+        "otel_llm_exporter_metric_data_point_dropped_total"
+    ),
 }
 
 

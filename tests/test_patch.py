@@ -177,22 +177,22 @@ class TestPatch:
 class TestProviders:
     def test_provider_rules(self) -> None:
         """Native paths and Ollama hosts are ollama; known hosts keep their name."""
-        from otel_llm._config import resolve
+        from otel_llm._config import Options, resolve
 
-        settings = resolve(ollama_hosts=["gpu-box:8000"], providers={"vllm.local": "vllm"})
-        assert "ollama" == settings.provider_for("anything", 80, native=True)
-        assert "ollama" == settings.provider_for("127.0.0.1", 11434, native=False)
-        assert "ollama" == settings.provider_for("gpu-box", 8000, native=False)
-        assert "openai" == settings.provider_for("api.openai.com", 443, native=False)
-        assert "vllm" == settings.provider_for("vllm.local", 8000, native=False)
-        assert "openai" == settings.provider_for("somewhere", 9000, native=False)
+        settings = resolve(Options(ollama_hosts=["gpu-box:8000"], providers={"vllm.local": "vllm"}))
+        assert "ollama" == settings.provider_for("anything", 80, "ollama")
+        assert "ollama" == settings.provider_for("127.0.0.1", 11434)
+        assert "ollama" == settings.provider_for("gpu-box", 8000)
+        assert "openai" == settings.provider_for("api.openai.com", 443)
+        assert "vllm" == settings.provider_for("vllm.local", 8000)
+        assert "openai" == settings.provider_for("somewhere", 9000)
 
     def test_ollama_host_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """OLLAMA_HOST (Ollama's own syntax) marks that server as Ollama."""
         from otel_llm._config import resolve
 
         monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:9999")
-        assert "ollama" == resolve().provider_for("127.0.0.1", 9999, native=False)
+        assert "ollama" == resolve().provider_for("127.0.0.1", 9999)
 
 
 class TestContent:

@@ -117,6 +117,10 @@ class TestLoading:
             ({"error_after": "2"}, "error_after must be an integer"),
             ({"tool_calls": [{"arguments": {}}]}, "tool_calls[0]: a tool call is {name: str"),
             ({"tool_calls": [{"name": "f", "arguments": "{"}]}, "arguments are not JSON"),
+            ({"tool_calls": {"name": "f"}}, "tool_calls must be a list"),
+            ({"reply": None}, "reply must be a string, got None"),
+            ({"embedding_dim": 8.5}, "embedding_dim must be an integer"),
+            ({"chunk_delay": True}, "chunk_delay must be seconds >= 0"),
         ],
     )
     def test_errors_name_the_problem(self, fields: dict[str, Any], message: str) -> None:
@@ -131,6 +135,20 @@ class TestLoading:
         path.write_text("model:\n  llama3.2: {reply: hi}\n")
         with pytest.raises(ValueError, match=r"s.yaml: unknown key\(s\) model \(known: models"):
             load_scenarios(path)
+
+    def test_types_follow_the_annotations(self) -> None:
+        """Nulls are read where the field is optional; seconds become floats."""
+        scenario = scenario_from_dict(
+            {"thinking": None, "status": None, "tool_calls": None, "ttft": 1, "load_duration": 2}
+        )
+        assert (None, None, [], 1.0, float, 2_000_000_000) == (
+            scenario.thinking,
+            scenario.status,
+            scenario.tool_calls,
+            scenario.ttft,
+            type(scenario.ttft),
+            scenario.load_duration_ns,
+        )
 
     def test_scenario_from_dict_defaults(self) -> None:
         """An empty entry is the default Scenario."""

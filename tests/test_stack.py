@@ -5,8 +5,11 @@ every file it mounts present; images pinned; ports on loopback only. The collect
 Jaeger configs linted structurally (every pipeline component defined and used, connectors
 wired both ways, memory_limiter first and batch last, known current component names and
 option keys); ports consistent across compose, collector, Jaeger, Prometheus, Grafana and
-the SDK's OTLP defaults. Prometheus configs through a real ``promtool``. The production
-manifests (``deploy/production/``) parsed and linted the same way.
+the SDK's OTLP defaults. Every option of every collector-style config typed against the
+Go field it decodes into (the Collector decodes strictly), deprecated options refused.
+Grafana datasources' jsonData keys checked against what each plugin reads. Prometheus
+configs (with their rule files) through a real ``promtool``. The production manifests
+(``deploy/production/``) parsed and linted the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -242,6 +245,315 @@ def lint_collector(
     for kind in KINDS:
         for name in set(defined[kind]) - used[kind]:
             problems.append(f"{kind}.{name}: defined but unused")
+    return problems
+
+
+# -- collector-config field types ------------------------------------------------------------
+# The Collector decodes its config strictly (confmap, no weak typing since v0.105): a YAML
+# integer where the Go field is a `string` (or the reverse) stops the process at start-up.
+# So every option we set is typed here, by the Go type of its field, read from each
+# component's config struct (config.go, or the generated config.schema.yaml beside it) in
+# open-telemetry/opentelemetry-collector(-contrib) and jaegertracing/jaeger. An option
+# missing from this table fails the test too: type it from its source before shipping it.
+#   string / int / float / bool / duration (a Go time.Duration: a string like "5s")
+#   [x]: a YAML list of x;  any: any scalar (e.g. an attribute value)
+# Paths are dotted; `*` matches one key (a user-chosen name); `[]` is an element of a list.
+def _exporter_helper(prefix: str = "") -> dict[str, str]:
+    """exporterhelper (collector exporter/exporterhelper): timeout, queue and retry."""
+    return {
+        prefix + "timeout": "duration",
+        prefix + "sending_queue.enabled": "bool",
+        prefix + "sending_queue.num_consumers": "int",
+        prefix + "sending_queue.queue_size": "int",
+        prefix + "retry_on_failure.enabled": "bool",
+        prefix + "retry_on_failure.initial_interval": "duration",
+        prefix + "retry_on_failure.max_interval": "duration",
+        prefix + "retry_on_failure.max_elapsed_time": "duration",
+    }
+
+
+def _grpc_client(prefix: str = "") -> dict[str, str]:
+    """configgrpc.ClientConfig + configtls.ClientConfig (collector config/configgrpc, configtls)."""
+    return {
+        prefix + "endpoint": "string",
+        prefix + "compression": "string",
+        prefix + "balancer_name": "string",
+        prefix + "tls.insecure": "bool",
+        prefix + "tls.insecure_skip_verify": "bool",
+        prefix + "tls.ca_file": "string",
+        prefix + "tls.cert_file": "string",
+        prefix + "tls.key_file": "string",
+        prefix + "tls.server_name_override": "string",
+        prefix + "headers.*": "string",
+        **_exporter_helper(prefix),
+    }
+
+
+_INDEX_OPTIONS = {
+    # jaegertracing/jaeger internal/storage/elasticsearch/config/config.go (IndexOptions)
+    # and config_rotation.go (RotationConfig, PeriodicRotation).
+    "shards": "int",
+    "replicas": "int",
+    "priority": "int",
+    "rotation.periodic.date_layout": "string",
+    "rotation.periodic.rollover_frequency": "string",
+    "rotation.manual_rollover.read_alias": "string",
+    "rotation.manual_rollover.write_alias": "string",
+    "rotation.auto_rollover.read_alias": "string",
+    "rotation.auto_rollover.write_alias": "string",
+    "rotation.auto_rollover.policy_name": "string",
+}
+_SEARCH_BACKEND = {
+    # jaegertracing/jaeger internal/storage/elasticsearch/config/config.go (Configuration)
+    "server_urls": "[string]",
+    "auth.basic.username": "string",
+    "auth.basic.password": "string",
+    "auth.basic.password_file": "string",
+    "tls.insecure": "bool",
+    "tls.ca_file": "string",
+    "indices.index_prefix": "string",
+    "query_timeout": "duration",
+    "max_span_age": "duration",
+    **{
+        f"indices.{index}.{key}": kind
+        for index in ("spans", "services", "dependencies", "sampling")
+        for key, kind in _INDEX_OPTIONS.items()
+    },
+}
+
+FIELD_TYPES: dict[str, dict[str, dict[str, str]]] = {
+    "receivers": {
+        # collector receiver/otlpreceiver/config.go (configgrpc.ServerConfig,
+        # confighttp.ServerConfig: Endpoint string)
+        "otlp": {"protocols.grpc.endpoint": "string", "protocols.http.endpoint": "string"},
+    },
+    "processors": {
+        # collector internal/memorylimiter/config.go
+        "memory_limiter": {
+            "check_interval": "duration",
+            "limit_mib": "int",
+            "spike_limit_mib": "int",
+            "limit_percentage": "int",
+            "spike_limit_percentage": "int",
+        },
+        # collector processor/batchprocessor/config.go
+        "batch": {
+            "timeout": "duration",
+            "send_batch_size": "int",
+            "send_batch_max_size": "int",
+            "metadata_keys": "[string]",
+            "metadata_cardinality_limit": "int",
+        },
+        # contrib processor/resourceprocessor/config.go → internal/coreinternal/attraction
+        "resource": {
+            "attributes.[].key": "string",
+            "attributes.[].value": "any",
+            "attributes.[].action": "string",
+            "attributes.[].from_attribute": "string",
+        },
+        # contrib processor/transformprocessor/config.go (+ pkg/ottl ContextStatements)
+        "transform": {
+            "error_mode": "string",
+            **{
+                f"{signal}_statements.[].{key}": kind
+                for signal in ("trace", "metric", "log")
+                for key, kind in (
+                    ("context", "string"),
+                    ("statements", "[string]"),
+                    ("conditions", "[string]"),
+                    ("error_mode", "string"),
+                )
+            },
+        },
+        # contrib processor/tailsamplingprocessor/config.go
+        "tail_sampling": {
+            "decision_wait": "duration",
+            "num_traces": "int",
+            "expected_new_traces_per_sec": "int",
+            "decision_cache.sampled_cache_size": "int",
+            "decision_cache.non_sampled_cache_size": "int",
+            "policies.[].name": "string",
+            "policies.[].type": "string",
+            "policies.[].status_code.status_codes": "[string]",
+            "policies.[].latency.threshold_ms": "int",
+            "policies.[].latency.upper_threshold_ms": "int",
+            "policies.[].ottl_condition.error_mode": "string",
+            "policies.[].ottl_condition.span": "[string]",
+            "policies.[].ottl_condition.spanevent": "[string]",
+            "policies.[].boolean_attribute.key": "string",
+            "policies.[].boolean_attribute.value": "bool",
+            "policies.[].probabilistic.sampling_percentage": "float",
+            "policies.[].probabilistic.hash_salt": "string",
+        },
+    },
+    "exporters": {
+        # collector exporter/otlpexporter/config.go
+        "otlp_grpc": _grpc_client(),
+        # contrib exporter/loadbalancingexporter/config.go (and config.schema.yaml):
+        # DNSResolver.Port is a string; K8sSvcResolver.Ports a []int32.
+        "loadbalancing": {
+            "routing_key": "string",
+            "routing_attributes": "[string]",
+            "resolver.dns.hostname": "string",
+            "resolver.dns.port": "string",
+            "resolver.dns.interval": "duration",
+            "resolver.dns.timeout": "duration",
+            "resolver.static.hostnames": "[string]",
+            "resolver.k8s.service": "string",
+            "resolver.k8s.ports": "[int]",
+            "resolver.k8s.timeout": "duration",
+            **_grpc_client("protocol.otlp."),
+            **_exporter_helper(),
+        },
+        # contrib exporter/prometheusexporter/config.go
+        "prometheus": {
+            "endpoint": "string",
+            "namespace": "string",
+            "const_labels.*": "string",
+            "send_timestamps": "bool",
+            "metric_expiration": "duration",
+            "enable_open_metrics": "bool",
+            "without_scope_info": "bool",
+            "translation_strategy": "string",
+            "resource_constant_labels.included": "[string]",
+            "resource_constant_labels.excluded": "[string]",
+        },
+        # jaegertracing/jaeger cmd/jaeger/internal/exporters/storageexporter/config.go
+        "jaeger_storage_exporter": {"trace_storage": "string"},
+    },
+    "connectors": {
+        # contrib connector/spanmetricsconnector/config.go
+        "span_metrics": {
+            "histogram.unit": "string",
+            "histogram.disable": "bool",
+            "histogram.explicit.buckets": "[duration]",
+            "histogram.exponential.max_size": "int",
+            "dimensions.[].name": "string",
+            "dimensions.[].default": "string",
+            "exemplars.enabled": "bool",
+            "exemplars.max_per_data_point": "int",
+            "metrics_flush_interval": "duration",
+            "metrics_expiration": "duration",
+            "namespace": "string",
+            "aggregation_temporality": "string",
+            "dimensions_cache_size": "int",
+            "aggregation_cardinality_limit": "int",
+        },
+    },
+    "extensions": {
+        # contrib extension/healthcheckextension/config.go
+        "health_check": {"endpoint": "string", "path": "string"},
+        # contrib extension/healthcheckv2extension/config.go
+        "healthcheckv2": {"use_v2": "bool", "http.endpoint": "string", "grpc.endpoint": "string"},
+        # jaegertracing/jaeger cmd/jaeger/internal/extension/jaegerquery/config.go
+        "jaeger_query": {
+            "storage.traces": "string",
+            "storage.traces_archive": "string",
+            "storage.metrics": "string",
+            "http.endpoint": "string",
+            "grpc.endpoint": "string",
+            "base_path": "string",
+        },
+        # jaegertracing/jaeger cmd/jaeger/internal/extension/jaegerstorage/config.go, with
+        # the memory store's and the Prometheus metrics store's config.go
+        "jaeger_storage": {
+            "backends.*.memory.max_traces": "int",
+            **{
+                f"backends.*.{kind}.{k}": v
+                for kind in ("opensearch", "elasticsearch")
+                for k, v in _SEARCH_BACKEND.items()
+            },
+            "metric_backends.*.prometheus.endpoint": "string",
+            "metric_backends.*.prometheus.normalize_calls": "bool",
+            "metric_backends.*.prometheus.normalize_duration": "bool",
+            "metric_backends.*.prometheus.latency_unit": "string",
+        },
+    },
+    # `service.telemetry` (collector service/telemetry, otelconf: the Prometheus pull
+    # exporter's port is an *int, unlike the loadbalancing resolver's)
+    "service": {
+        "telemetry": {
+            "metrics.level": "string",
+            "metrics.readers.[].pull.exporter.prometheus.host": "string",
+            "metrics.readers.[].pull.exporter.prometheus.port": "int",
+            "resource.*": "string",
+        },
+    },
+}
+
+# Options that still load but are deprecated, with their replacement.
+DEPRECATED_OPTIONS: dict[str, dict[str, str]] = {
+    # jaeger config_rotation.go: "use 'rotation.periodic' instead"
+    "jaeger_storage": {
+        f"backends.*.{kind}.indices.*.{key}": f"indices.<index>.rotation.periodic.{key}"
+        for kind in ("opensearch", "elasticsearch")
+        for key in ("date_layout", "rollover_frequency")
+    },
+}
+
+_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
+def _is(kind: str, value: Any) -> bool:
+    """Whether a YAML value decodes into a Go field of this kind without weak typing."""
+    if kind.startswith("["):
+        return isinstance(value, list) and all(_is(kind[1:-1], v) for v in value)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "duration":
+        return isinstance(value, str) and _DURATION.fullmatch(value) is not None
+    assert kind == "any", kind
+    return not isinstance(value, (dict, list))
+
+
+def leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(path, value)`` of every option value; a list of scalars is one value."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, (*path, str(key)))
+    elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        for value in node:
+            yield from leaves(value, (*path, "[]"))
+    elif node is not None:
+        yield path, node
+
+
+def _matches(pattern: str, path: tuple[str, ...]) -> bool:
+    parts = pattern.split(".")
+    return len(parts) == len(path) and all(p in ("*", k) for p, k in zip(parts, path, strict=True))
+
+
+def type_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every option of a collector config whose YAML type its Go field would reject."""
+    sections = [(kind, dict(config.get(kind) or {})) for kind in KINDS]
+    sections.append(("service", {"telemetry": (config.get("service") or {}).get("telemetry")}))
+    problems: list[str] = []
+    for kind, components in sections:
+        for name, options in components.items():
+            ctype = component_type(name)
+            table = FIELD_TYPES.get(kind, {}).get(ctype)
+            if table is None:
+                problems.append(f"{kind}.{name}: no field types for {ctype!r}")
+                continue
+            for path, value in leaves(options):
+                where = f"{kind}.{name}.{'.'.join(path)}"
+                old = [
+                    new for p, new in DEPRECATED_OPTIONS.get(ctype, {}).items() if _matches(p, path)
+                ]
+                if old:
+                    problems.append(f"{where}: deprecated, use {old[0]}")
+                    continue
+                kinds = [k for p, k in table.items() if _matches(p, path)]
+                if not kinds:
+                    problems.append(f"{where}: untyped option (add it to FIELD_TYPES)")
+                elif not _is(kinds[0], value):
+                    problems.append(f"{where}: expected {kinds[0]}, got {value!r}")
     return problems
 
 
@@ -528,6 +840,8 @@ class TestPrometheusConfigs:
         the file (remote_write with exemplars, relabelling, storage) is checked as is.
         """
         config = load(PRODUCTION / "prometheus.yml")
+        # The rules directory it mounts: the repo's deploy/rules, so promtool checks them.
+        config["rule_files"] = [str(DEPLOY / "rules" / Path(p).name) for p in config["rule_files"]]
         for job in config["scrape_configs"]:
             if job.pop("kubernetes_sd_configs", None) is not None:
                 job["static_configs"] = [{"targets": ["pod.example:8889"]}]
@@ -549,6 +863,57 @@ class TestPrometheusConfigs:
         assert ["otel-collector:8888"] == scrape_targets(config, "otel-collector-internal")
 
 
+# The jsonData keys each Grafana datasource plugin reads, nested one level where we set
+# sub-keys (grafana/grafana: public/app/plugins/datasource/jaeger/configuration/
+# ConfigEditor.tsx and TraceIdTimeParams.tsx, pkg/tsdb/jaeger (traceIdTimeParams.enabled),
+# packages/grafana-o11y-ds-frontend TraceToMetricsSettings / TraceToLogsSettings; and
+# packages/grafana-prometheus/src/types.ts PromOptions). A key another plugin reads (Tempo's
+# `traceQuery`) is silently ignored by Grafana, so it fails here.
+_TRACES_TO_METRICS = {"datasourceUid", "tags", "queries", "spanStartTimeShift", "spanEndTimeShift"}
+JSON_DATA_KEYS: dict[str, dict[str, set[str] | None]] = {
+    "jaeger": {
+        "nodeGraph": {"enabled"},
+        "traceIdTimeParams": {"enabled"},
+        "spanBar": {"type", "tag"},
+        "tracesToMetrics": _TRACES_TO_METRICS,
+        "tracesToLogsV2": None,
+        "timeout": None,
+        "keepCookies": None,
+        "oauthPassThru": None,
+    },
+    "prometheus": {
+        "httpMethod": None,
+        "timeInterval": None,
+        "queryTimeout": None,
+        "customQueryParameters": None,
+        "exemplarTraceIdDestinations": None,
+        "prometheusType": None,
+        "prometheusVersion": None,
+        "cacheLevel": None,
+        "incrementalQuerying": None,
+        "disableRecordingRules": None,
+        "timeout": None,
+        "keepCookies": None,
+        "oauthPassThru": None,
+    },
+}
+
+
+def json_data_problems(source: Mapping[str, Any]) -> list[str]:
+    """Every jsonData key (and sub-key) the datasource's plugin does not read."""
+    known = JSON_DATA_KEYS[source["type"]]
+    problems = []
+    for key, value in (source.get("jsonData") or {}).items():
+        if key not in known:
+            problems.append(f"{source['name']}: jsonData.{key} is not a {source['type']} option")
+        elif known[key] is not None and isinstance(value, dict):
+            problems.extend(
+                f"{source['name']}: jsonData.{key}.{sub} is not a {source['type']} option"
+                for sub in sorted(set(value) - set(known[key] or ()))
+            )
+    return problems
+
+
 class TestGrafanaProvisioning:
     def datasources(self) -> dict[str, dict[str, Any]]:
         return {d["uid"]: d for d in DATASOURCES["datasources"]}
@@ -566,6 +931,24 @@ class TestGrafanaProvisioning:
             port(jaeger),
         )
 
+    def test_json_data_keys_are_read_by_the_plugin(self) -> None:
+        """Every jsonData option is one the datasource's own plugin reads."""
+        assert [] == [p for d in DATASOURCES["datasources"] for p in json_data_problems(d)]
+
+    def test_a_tempo_option_on_jaeger_is_caught(self) -> None:
+        """Tempo's traceQuery time shift on the Jaeger datasource is reported, and typos."""
+        jaeger = yaml.safe_load(yaml.safe_dump(self.datasources()["jaeger"]))
+        jaeger["jsonData"]["traceQuery"] = {"timeShiftEnabled": True}
+        jaeger["jsonData"]["traceIdTimeParams"]["enable"] = True
+        assert [
+            "Jaeger: jsonData.traceIdTimeParams.enable is not a jaeger option",
+            "Jaeger: jsonData.traceQuery is not a jaeger option",
+        ] == json_data_problems(jaeger)
+
+    def test_trace_by_id_uses_the_time_range(self) -> None:
+        """The Jaeger datasource passes the time range when it fetches a trace by id."""
+        assert {"enabled": True} == self.datasources()["jaeger"]["jsonData"]["traceIdTimeParams"]
+
     def test_exemplars_link_to_jaeger(self) -> None:
         """An exemplar's trace_id label opens the trace in the Jaeger datasource."""
         links = self.datasources()["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
@@ -575,7 +958,7 @@ class TestGrafanaProvisioning:
         """Trace to metrics: Prometheus queries keyed by the span's service and model."""
         t2m = self.datasources()["jaeger"]["jsonData"]["tracesToMetrics"]
         assert "prometheus" == t2m["datasourceUid"]
-        assert {"service.name": "job", "gen_ai.request.model": "gen_ai_request_model"} == {
+        assert {"service.name": "service_name", "gen_ai.request.model": "gen_ai_request_model"} == {
             t["key"]: t["value"] for t in t2m["tags"]
         }
         assert all("{$$__tags}" in q["query"] for q in t2m["queries"])
@@ -612,6 +995,9 @@ def by_kind(kind: str) -> dict[str, dict[str, Any]]:
         for _, d in manifests()
         if d["kind"] == kind
     }
+
+
+PRODUCTION_CONFIGS = ("otel-agent", "otel-gateway", "jaeger")
 
 
 def configmap(name: str) -> dict[str, Any]:
@@ -660,7 +1046,7 @@ class TestProduction:
         service = by_kind("Service")[f"{namespace}/{name}"]
         assert "None" == str(service["spec"]["clusterIP"])
         gateway = configmap("otel-gateway")["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
-        assert dns["port"] == port(gateway) == service["spec"]["ports"][0]["port"]
+        assert dns["port"] == str(port(gateway)) == str(service["spec"]["ports"][0]["port"])
         assert (
             "loadbalancing"
             in configmap("otel-agent")["service"]["pipelines"]["traces"]["exporters"]
@@ -725,3 +1111,51 @@ class TestProduction:
                         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
                         directory = str(Path(arg.split("=", 1)[1]).parent)
                         assert "configMap" in volumes[mounts[directory]]
+
+
+# -- option types, every shipped collector config ---------------------------------------------
+
+
+def shipped_collector_configs() -> dict[str, dict[str, Any]]:
+    """Every collector-style config we ship: local stack and production manifests."""
+    return {
+        "deploy/collector.yaml": COLLECTOR,
+        "deploy/jaeger.yaml": JAEGER,
+        **{f"deploy/production: {name}": configmap(name) for name in PRODUCTION_CONFIGS},
+    }
+
+
+class TestConfigTypes:
+    @pytest.mark.parametrize("name", sorted(shipped_collector_configs()))
+    def test_every_option_has_its_go_type(self, name: str) -> None:
+        """Each option's YAML type is one its Go field decodes without weak typing."""
+        assert [] == type_problems(shipped_collector_configs()[name])
+
+    def test_a_port_as_an_integer_is_caught(self) -> None:
+        """The loadbalancing resolver's port is a Go string: `port: 4317` would crash-loop."""
+        agent = configmap("otel-agent")
+        agent["exporters"]["loadbalancing"]["resolver"]["dns"]["port"] = 4317
+        assert [
+            "exporters.loadbalancing.resolver.dns.port: expected string, got 4317"
+        ] == type_problems(agent)
+
+    def test_durations_untyped_and_deprecated_options_are_caught(self) -> None:
+        """A bare number for a duration, an option not in the table, a deprecated option."""
+        agent = configmap("otel-agent")
+        agent["processors"]["batch"]["timeout"] = 1
+        agent["processors"]["batch"]["send_batch_size"] = "8192"
+        agent["exporters"]["prometheus"]["add_metric_suffixes"] = True
+        jaeger = configmap("jaeger")
+        spans = jaeger["extensions"]["jaeger_storage"]["backends"]["opensearch"]["opensearch"][
+            "indices"
+        ]["spans"]
+        spans["date_layout"] = "2006-01-02"
+        assert [
+            "processors.batch.send_batch_size: expected int, got '8192'",
+            "processors.batch.timeout: expected duration, got 1",
+            "exporters.prometheus.add_metric_suffixes: untyped option (add it to FIELD_TYPES)",
+        ] == type_problems(agent)
+        assert [
+            "extensions.jaeger_storage.backends.opensearch.opensearch.indices.spans.date_layout:"
+            " deprecated, use indices.<index>.rotation.periodic.date_layout"
+        ] == type_problems(jaeger)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import ollama
 import pytest
 
 import otel_llm
 from otel_llm.testing import CaptureLLM, MockOllama, Scenario, ToolCall, lt, otlp_json, prefix
+from otel_llm.testing._route import route_to
 
 pytest_plugins = ["pytester"]
 
@@ -208,6 +212,107 @@ class TestFixtures:
             )
         )
         run(app).assert_outcomes(passed=3)
+
+
+REDIRECT = """
+import asyncio
+
+import httpx
+import ollama
+import openai
+import pytest
+from otel_llm.testing import Scenario
+
+ASK = [{"role": "user", "content": "hi"}]
+ORIGINAL = (httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request)
+# Built at import, before any fixture: the shapes apps use for a long-lived client.
+DEFAULT_CLIENT = ollama.Client(host="127.0.0.1:11434")
+DEFAULT_ASYNC = ollama.AsyncClient(host="localhost:11434")
+DEFAULT_OPENAI = openai.OpenAI(base_url="http://localhost:11434/v1", api_key="x")
+mocked = pytest.mark.mock_ollama(default=Scenario(reply="from the mock"))
+
+
+@mocked
+def test_module_level_ollama(mock_ollama):
+    assert ollama.chat(model="llama3.2", messages=ASK).message.content == "from the mock"
+    assert len(ollama.embed(model="all-minilm", input="hi").embeddings) == 1
+    assert ["/api/chat", "/api/embed"] == [r.path for r in mock_ollama.requests]
+
+
+@mocked
+def test_module_level_openai(mock_ollama):
+    reply = openai.chat.completions.create(model="llama3.2", messages=ASK)
+    assert reply.choices[0].message.content == "from the mock"
+    assert ["/v1/chat/completions"] == [r.path for r in mock_ollama.requests]
+
+
+@mocked
+def test_clients_built_before(mock_ollama):
+    assert DEFAULT_CLIENT.chat(model="llama3.2", messages=ASK).message.content == "from the mock"
+    reply = asyncio.run(DEFAULT_ASYNC.generate(model="llama3.2", prompt="x"))
+    assert reply.response == "from the mock"
+    done = DEFAULT_OPENAI.chat.completions.create(model="llama3.2", messages=ASK)
+    assert done.choices[0].message.content == "from the mock"
+    response = httpx.get("http://127.0.0.1:11434/api/version")
+    assert 200 == response.status_code
+    assert "http://127.0.0.1:11434/api/version" == str(response.request.url)
+    assert 4 == len(mock_ollama.requests)
+
+
+@mocked
+def test_other_addresses_untouched(mock_ollama):
+    real = ollama.Client(host=REAL_HOST)
+    assert real.chat(model="llama3.2", messages=ASK).message.content == "from the real one"
+    assert [] == mock_ollama.requests
+
+
+@pytest.mark.mock_ollama(default=Scenario(reply="from the mock"), redirect=False)
+def test_opt_out(mock_ollama):
+    assert ollama.chat(model="llama3.2", messages=ASK).message.content == "from the real one"
+
+
+def test_after_the_fixture():
+    assert ollama.chat(model="llama3.2", messages=ASK).message.content == "from the real one"
+    reply = openai.chat.completions.create(model="llama3.2", messages=ASK)
+    assert reply.choices[0].message.content == "from the real one"
+    assert ORIGINAL == (
+        httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request
+    )
+"""
+
+
+class TestRedirect:
+    """The mock_ollama fixture reaches clients built before the test, and lets go after."""
+
+    def test_reaches_existing_clients_and_restores(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Module-level ollama/openai calls and pre-built default-address clients hit the mock.
+
+        A separate process imports ollama and openai with OLLAMA_HOST / OPENAI_BASE_URL
+        pointing at a second server ("the real one"): module-level calls outside the
+        fixture, and with ``redirect=False``, must still reach it.
+        """
+        with MockOllama(default=Scenario(reply="from the real one")) as real:
+            monkeypatch.setenv("OLLAMA_HOST", real.host)
+            monkeypatch.setenv("OPENAI_BASE_URL", f"{real.url}/v1")
+            monkeypatch.setenv("OPENAI_API_KEY", "x")
+            pytester.makepyfile(test_inner_redirect=f"REAL_HOST = {real.host!r}\n" + REDIRECT)
+            result = pytester.runpytest_subprocess(*NO_NOISE)
+        result.assert_outcomes(passed=6)
+
+    def test_transport_twins_keep_their_signatures(self) -> None:
+        """While routed, the sync and async transport methods take what httpx's take."""
+
+        def shape(method: Callable[..., object]) -> list[tuple[str, object]]:
+            return [(p.name, p.kind) for p in inspect.signature(method).parameters.values()]
+
+        sync, asyn = httpx.HTTPTransport, httpx.AsyncHTTPTransport
+        before = (shape(sync.handle_request), shape(asyn.handle_async_request))
+        with MockOllama() as mock, route_to(mock.url):
+            during = (shape(sync.handle_request), shape(asyn.handle_async_request))
+            assert inspect.iscoroutinefunction(asyn.handle_async_request)
+        assert (before, before[0]) == (during, during[1])  # unchanged, and sync == async
 
 
 ASSERTIONS = (
@@ -526,7 +631,7 @@ class TestLLMChecks:
         run(app).assert_outcomes(passed=2)
 
     def test_spec_inside_a_test(self, app: pytest.Pytester) -> None:
-        """llm_trace.check() runs an otel-llm check spec on the captured spans."""
+        """llm_trace.assert_spec() runs an otel-llm check spec on the captured spans."""
         app.makepyfile(
             test_inner_spec=HEADER
             + textwrap.dedent(
@@ -543,7 +648,7 @@ class TestLLMChecks:
 
             def test_spec(mock_ollama, llm_trace):
                 rag("Why is the sky blue?")
-                llm_trace.check(SPEC)
+                llm_trace.assert_spec(SPEC)
             """
             )
         )
@@ -556,6 +661,21 @@ class TestLLMChecks:
                 "E*1 of 1 spans: output_tokens <= 5 expected",
             ]
         )
+
+    def test_old_names_still_work(self, mock_ollama: MockOllama, llm_trace: CaptureLLM) -> None:
+        """check() (deprecated) is assert_spec(); otel_llm.check.spec re-exports the engine."""
+        from otel_llm.check import spec as old_home
+        from otel_llm.testing import spec as new_home
+
+        ollama.Client(host=mock_ollama.host).chat(model="llama3.2", messages=[])
+        failing = {"checks": [{"name": "no calls", "expect": {"count": 0}}]}
+        with (
+            pytest.warns(DeprecationWarning, match="assert_spec"),
+            pytest.raises(AssertionError, match="1 of 1 checks failed"),
+        ):
+            llm_trace.check(failing)
+        names = ("Check", "CheckResult", "SpecError", "evaluate", "load_spec")
+        assert [getattr(new_home, n) for n in names] == [getattr(old_home, n) for n in names]
 
 
 class TestDeterminism:

@@ -31,7 +31,7 @@ def answer(question: str) -> str:
 
 def main() -> int:
     if "--otlp" not in sys.argv[1:]:
-        from otel_llm.testing.otlp_json import install
+        from otel_llm.otlp_json import install
 
         install(os.environ.get("OTEL_LLM_TRACES_FILE", "reports/traces.jsonl"))
     # else: instrument() builds an OTLP exporter from OTEL_EXPORTER_OTLP_ENDPOINT

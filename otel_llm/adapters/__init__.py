@@ -1,25 +1,48 @@
-"""Which protocol a request speaks: endpoint path → (adapter, operation), or None.
+"""Which protocol a request speaks: endpoint path → ``Endpoint``, or None.
 
-Adding a provider is adding a module here and its endpoints to ``_TABLE``.
+Each adapter module declares its ``ROUTES`` (endpoint paths, path prefix, the
+provider its API names); the table is built from them. Adding a provider is one
+module and its entry in ``REGISTERED``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
-from otel_llm._types import Adapter
-from otel_llm.adapters import ollama, openai_compat
+from otel_llm._types import Endpoint, Routes
+from otel_llm.adapters import lmstudio, ollama, openai_compat
 
-__all__ = ["Endpoint", "match"]
+__all__ = ["REGISTERED", "Endpoint", "build_table", "match"]
 
-Endpoint = tuple[Adapter, str, bool]
-"""(adapter, ``gen_ai.operation.name``, is Ollama's native API)."""
+REGISTERED: Final[tuple[Routes, ...]] = (ollama.ROUTES, openai_compat.ROUTES, lmstudio.ROUTES)
+"""Every adapter module's declaration, in the order their paths are claimed."""
 
-_TABLE: Final[dict[str, Endpoint]] = {
-    **{path: (ollama.adapter, op, True) for path, op in ollama.ENDPOINTS.items()},
-    **{path: (openai_compat.adapter, op, False) for path, op in openai_compat.ENDPOINTS.items()},
-}
-_MARKERS: Final = ("/api/", "/v1/")
+
+def build_table(registered: Iterable[Routes]) -> dict[str, Endpoint]:
+    """Path → ``Endpoint``; a path claimed twice, or outside its prefix, is a bug here."""
+    table: dict[str, Endpoint] = {}
+    for routes in registered:
+        for path, operation in routes.endpoints.items():
+            if path in table:
+                raise ValueError(f"{path} is declared by two adapters")
+            if not path.startswith(routes.prefix):
+                raise ValueError(f"{path} is outside its adapter's prefix {routes.prefix}")
+            table[path] = Endpoint(routes.adapter, operation, routes.provider)
+    return table
+
+
+def _markers(registered: Iterable[Routes]) -> tuple[str, ...]:
+    """The prefixes to look for in a mounted path; one inside another is looked for once."""
+    prefixes = {routes.prefix for routes in registered}
+    return tuple(
+        sorted(p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes))
+    )
+
+
+_TABLE: Final = build_table(REGISTERED)
+_MARKERS: Final = _markers(REGISTERED)
+_SHORTEST: Final = min(map(len, _TABLE))
 
 
 def match(method: str, path: str) -> Endpoint | None:
@@ -27,11 +50,13 @@ def match(method: str, path: str) -> Endpoint | None:
     if method != "POST":
         return None
     hit = _TABLE.get(path)
-    if hit is not None or len(path) < 8:
+    if hit is not None or len(path) <= _SHORTEST:
         return hit
     # Servers behind a path prefix (``/ollama/api/chat``) keep the suffix.
     for marker in _MARKERS:
         at = path.rfind(marker)
         if at > 0:
-            return _TABLE.get(path[at:])
+            hit = _TABLE.get(path[at:])
+            if hit is not None:
+                return hit
     return None

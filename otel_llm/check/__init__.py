@@ -8,8 +8,10 @@
 
 Reads OTLP JSON (the collector's ``file`` exporter, ``opentelemetry-exporter-otlp-json-file``,
 ``otel_llm.testing.otlp_json``, saved Jaeger ``/api/v3`` answers) or queries Jaeger v2,
-evaluates the spec (``otel_llm.check.spec``), prints a report, and exits 0 (all checks
-passed), 1 (a check failed) or 2 (the spec or the input could not be read).
+evaluates the spec (``otel_llm.testing.spec``, the engine ``assert_spec`` runs in
+pytest), prints a report, and exits 0 (all checks passed), 1 (a check failed) or 2 (the
+spec or the input could not be read). This package is the command line only: reading
+spans (``sources``), reporting (``report``) and ``main``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 
 from otel_llm.check.report import junit_xml, text_report
 from otel_llm.check.sources import SourceError, dedupe, from_files, from_jaeger, parse_duration
-from otel_llm.check.spec import Check, CheckResult, SpecError, evaluate, load_spec
-from otel_llm.testing._model import SpanRecord
+from otel_llm.testing import SpanRecord
+from otel_llm.testing.spec import Check, CheckResult, SpecError, evaluate, load_spec
 
 __all__ = [
     "Check",

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from otel_llm.check.spec import CheckResult
-from otel_llm.testing._model import SpanRecord
+from otel_llm.testing import SpanRecord
+from otel_llm.testing.spec import CheckResult
 
 __all__ = ["junit_xml", "text_report"]
 

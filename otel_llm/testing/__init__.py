@@ -7,18 +7,24 @@
 * ``match``: value matchers (``prefix``, ``regex``, ``lt`` ...) for selectors and asserts.
 * ``MockOllama`` / the ``mock_ollama`` fixture: a byte-faithful Ollama on 127.0.0.1,
   scripted in code (``Scenario``) or by a YAML/JSON file (``load_scenarios``).
-* ``otlp_json``: write spans as OTLP JSON lines (``install``), read them back.
+* ``otlp_json``: read OTLP JSON traces back (writing: ``otel_llm.otlp_json``).
+* ``spec``: YAML specs of named checks, run by ``assert_spec()`` and ``otel-llm check``.
+
+Words, one meaning each: a **problem** is what a finder (``_problems``) reports about
+spans; an **assertion** (``assert_*``) raises ``AssertionError`` with the problems and
+the trace; a **spec** is a YAML list of named **checks** (selector + ``expect``); the
+**LLM checks** are the built-in ones (semconv, content policy, metrics vs traces, run by
+``assert_llm_checks()`` / ``--llm-checks``); ``otel-llm check`` runs a spec on exported
+traces.
 
 The pytest plugin (``otel_llm.testing.plugin``) is registered through the ``pytest11``
 entry point: installing ``otel-llm[testing]`` is enough. See ``docs/testing.md``.
 """
 
-from __future__ import annotations
-
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from otel_llm.testing._capture import CaptureLLM, IncrementalIdGenerator, capture
     from otel_llm.testing._model import SpanRecord
     from otel_llm.testing._view import SpanSet, SpanView, TraceView
@@ -93,7 +99,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """Imported on first use: the pytest plugin loads in every pytest run, keep it light."""
     home = _HOMES.get(name) or ("match" if name in __all__ else None)
     if home is None:

@@ -44,9 +44,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otel_llm import semconv as sc
-from otel_llm.testing import _checks, otlp_json
-from otel_llm.testing._checks import MetricPoint
-from otel_llm.testing._model import from_readable
+from otel_llm.testing import _problems, otlp_json
+from otel_llm.testing._model import from_readable, nanoseconds
+from otel_llm.testing._problems import MetricPoint
 from otel_llm.testing._select import Index
 from otel_llm.testing._view import TraceView
 
@@ -254,19 +254,11 @@ class CaptureLLM(TraceView):
 
     def metric_sum(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
         """Sum of a counter, or of a histogram's recorded values, over matching points."""
-        return sum(
-            p.value
-            for p in self.metrics(name)
-            if all(p.attributes.get(k) == v for k, v in (attributes or {}).items())
-        )
+        return sum(p.value for p in self.metrics(name) if p.matches(attributes))
 
     def metric_count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
         """Number of values a histogram recorded over matching points."""
-        return sum(
-            p.count
-            for p in self.metrics(name)
-            if all(p.attributes.get(k) == v for k, v in (attributes or {}).items())
-        )
+        return sum(p.count for p in self.metrics(name) if p.matches(attributes))
 
     def get_collected_metrics(self) -> list[dict[str, Any]]:
         """Metric points as plain dicts (snapshot-friendly), sorted by name and attributes."""
@@ -287,7 +279,7 @@ class CaptureLLM(TraceView):
         """GenAI metrics agree with the spans: calls per model, input and output token sums."""
         if not self.metrics_enabled:
             return self
-        problems = _checks.metrics_problems(self.records, self.metrics())
+        problems = _problems.metrics_problems(self.records, self.metrics())
         if problems:
             raise self._fail("metrics disagree with the trace:\n  " + "\n  ".join(problems))
         return self
@@ -334,7 +326,7 @@ class CaptureLLM(TraceView):
         stamps = sorted(
             {t for r in records for t in (r.start_ns, r.end_ns, *(e.time_ns for e in r.events))}
         )
-        when = {t: (i + 1) * 1_000_000_000 for i, t in enumerate(stamps)}
+        when = {t: nanoseconds(i + 1) for i, t in enumerate(stamps)}
         out = []
         for r in records:
             item: dict[str, Any] = {

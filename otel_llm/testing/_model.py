@@ -11,14 +11,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from otel_llm import semconv as sc
+
 __all__ = [
     "CONTENT_ATTRIBUTES",
     "CONTENT_EVENTS",
     "INFERENCE_OPERATIONS",
+    "NS_PER_S",
     "EventRecord",
     "SpanRecord",
     "from_readable",
+    "nanoseconds",
+    "seconds",
 ]
+
+NS_PER_S: Final = 1_000_000_000
+"""Span times are integer nanoseconds; durations in assertions and specs are seconds."""
+
+
+def seconds(ns: int) -> float:
+    """Nanoseconds as seconds: the one conversion every duration goes through."""
+    return ns / NS_PER_S
+
+
+def nanoseconds(value: float) -> int:
+    """Seconds as whole nanoseconds (rounded)."""
+    return round(value * NS_PER_S)
+
 
 INFERENCE_OPERATIONS: Final = frozenset(
     {"chat", "text_completion", "generate_content", "embeddings"}
@@ -87,7 +106,47 @@ class SpanRecord:
     @property
     def is_llm(self) -> bool:
         """An LLM call: its ``gen_ai.operation.name`` is an inference or embeddings operation."""
-        return self.attributes.get("gen_ai.operation.name") in INFERENCE_OPERATIONS
+        attrs = self.attributes
+        # Our span nested in an SDK's own inference span is part of that call, not another one.
+        return attrs.get(sc.OPERATION_NAME) in INFERENCE_OPERATIONS and not attrs.get(
+            sc.NESTED_IN_SDK_SPAN
+        )
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end."""
+        return seconds(self.end_ns - self.start_ns)
+
+    @property
+    def input_tokens(self) -> int | None:
+        return _int(self.attributes.get(sc.USAGE_INPUT_TOKENS))
+
+    @property
+    def output_tokens(self) -> int | None:
+        return _int(self.attributes.get(sc.USAGE_OUTPUT_TOKENS))
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input + output tokens, from whichever of the two is recorded (None if neither)."""
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    @property
+    def time_to_first_chunk(self) -> float | None:
+        value = self.attributes.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+    @property
+    def error_type(self) -> str | None:
+        value = self.attributes.get(sc.ERROR_TYPE)
+        return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _value(value: Any) -> Any:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from otel_llm import semconv as sc
 from otel_llm.testing._model import SpanRecord
 from otel_llm.testing.match import Matcher, as_matcher
 
-__all__ = ["FIELDS", "Index", "Selector", "selector"]
+__all__ = ["FIELDS", "STATUS", "VALUES", "Index", "Selector", "selector"]
 
 Key = tuple[str, str]
 
@@ -114,17 +114,8 @@ def _attr(name: str) -> Callable[[SpanRecord], Any]:
     return lambda r: r.attributes.get(name)
 
 
-def _duration(record: SpanRecord) -> float:
-    return (record.end_ns - record.start_ns) / 1e9
-
-
-def _total_tokens(record: SpanRecord) -> int | None:
-    values = [record.attributes.get(k) for k in (sc.USAGE_INPUT_TOKENS, sc.USAGE_OUTPUT_TOKENS)]
-    numbers = [v for v in values if isinstance(v, int)]
-    return sum(numbers) if numbers else None
-
-
-_STATUS = {"ok": ("UNSET", "OK"), "error": ("ERROR",), "unset": ("UNSET",)}
+STATUS: Final = {"ok": ("UNSET", "OK"), "error": ("ERROR",), "unset": ("UNSET",)}
+"""``ok`` / ``error`` / ``unset`` as span status codes (``ok`` means "not ERROR")."""
 
 VALUES: dict[str, Callable[[SpanRecord], Any]] = {
     "name": lambda r: r.name,
@@ -137,10 +128,11 @@ VALUES: dict[str, Callable[[SpanRecord], Any]] = {
     "agent": _attr(sc.AGENT_NAME),
     "workflow": _attr(sc.WORKFLOW_NAME),
     "error_type": _attr(sc.ERROR_TYPE),
-    "input_tokens": _attr(sc.USAGE_INPUT_TOKENS),
-    "output_tokens": _attr(sc.USAGE_OUTPUT_TOKENS),
-    "total_tokens": _total_tokens,
-    "duration": _duration,
+    "input_tokens": lambda r: r.input_tokens,
+    "output_tokens": lambda r: r.output_tokens,
+    "total_tokens": lambda r: r.total_tokens,
+    "duration": lambda r: r.duration,
+    "time_to_first_chunk": lambda r: r.time_to_first_chunk,
     "trace_id": lambda r: r.trace_id,
     "span_id": lambda r: r.span_id,
 }
@@ -159,9 +151,9 @@ def _field_test(name: str, matcher: Matcher) -> Test:
 
 def _status_test(value: Any) -> Test:
     wanted = str(value).lower()
-    if wanted not in _STATUS:
+    if wanted not in STATUS:
         raise ValueError(f"status must be one of ok, error, unset; got {value!r}")
-    codes = _STATUS[wanted]
+    codes = STATUS[wanted]
     return lambda r, _: r.status in codes
 
 

@@ -9,32 +9,27 @@ give a ``SpanView``. Every ``assert_*`` returns its receiver so assertions chain
     chat.assert_child_of(llm_trace.agents("weather").one())
 
 A failed assertion says what was asked, what was found, and prints the captured trace.
+What each assertion checks lives in ``_problems`` (shared with the spec's ``expect``
+keys); this module picks the spans and frames the failure.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 from otel_llm import semconv as sc
-from otel_llm.testing import _checks, _shape
-from otel_llm.testing._model import SpanRecord
-from otel_llm.testing._select import Index, selector
-from otel_llm.testing.match import as_matcher, keyword_matcher
+from otel_llm.testing import _problems as pb
+from otel_llm.testing import _shape
+from otel_llm.testing._model import SpanRecord, seconds
+from otel_llm.testing._problems import percentile
+from otel_llm.testing._select import VALUES, Index, selector
+from otel_llm.testing.match import Matcher, as_matcher, keyword_matcher
 
 __all__ = ["SpanSet", "SpanView", "TraceView", "percentile"]
 
 _MAX_OUTLINE = 60
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least ``p`` % of values at or below."""
-    if not values:
-        raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def _seconds(value: float) -> str:
@@ -43,7 +38,7 @@ def _seconds(value: float) -> str:
 
 def summarize(record: SpanRecord) -> str:
     """``chat llama3.2  12.3 ms  in=4 out=3  ok``."""
-    parts = [record.name, _seconds((record.end_ns - record.start_ns) / 1e9)]
+    parts = [record.name, _seconds(record.duration)]
     attrs = record.attributes
     tokens = [
         f"{label}={attrs[key]}"
@@ -65,10 +60,6 @@ def summarize(record: SpanRecord) -> str:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class _Base:
@@ -147,13 +138,12 @@ class SpanView(_Base):
 
     @property
     def error_type(self) -> str | None:
-        value = self.record.attributes.get(sc.ERROR_TYPE)
-        return None if value is None else str(value)
+        return self.record.error_type
 
     @property
     def duration(self) -> float:
         """Seconds from start to end."""
-        return (self.record.end_ns - self.record.start_ns) / 1e9
+        return self.record.duration
 
     @property
     def is_llm(self) -> bool:
@@ -173,16 +163,19 @@ class SpanView(_Base):
 
     @property
     def input_tokens(self) -> int | None:
-        return _int(self.get(sc.USAGE_INPUT_TOKENS))
+        return self.record.input_tokens
 
     @property
     def output_tokens(self) -> int | None:
-        return _int(self.get(sc.USAGE_OUTPUT_TOKENS))
+        return self.record.output_tokens
+
+    @property
+    def total_tokens(self) -> int | None:
+        return self.record.total_tokens
 
     @property
     def time_to_first_chunk(self) -> float | None:
-        value = self.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
-        return float(value) if isinstance(value, (int, float)) else None
+        return self.record.time_to_first_chunk
 
     @property
     def requested_tools(self) -> list[str]:
@@ -222,7 +215,7 @@ class SpanView(_Base):
         return f"<SpanView {summarize(self.record)}>"
 
     # -- assertions
-    def _check(self, ok: bool, message: str) -> SpanView:
+    def _require(self, ok: bool, message: str) -> SpanView:
         if not ok:
             raise self._fail(f"{summarize(self.record)}\n  {message}", [self.record])
         return self
@@ -231,23 +224,23 @@ class SpanView(_Base):
         """Status is not ERROR."""
         error = self.error_type
         detail = f" (error.type={error!r}, {self.record.status_message!r})" if error else ""
-        return self._check(
+        return self._require(
             self.ok, f"expected the span to succeed, but its status is ERROR{detail}"
         )
 
     def assert_error(self, type: Any = None, message: Any = None) -> SpanView:
         """Status is ERROR; ``type`` matches ``error.type``, ``message`` the status message."""
-        self._check(not self.ok, "expected the span to fail, but its status is not ERROR")
+        self._require(not self.ok, "expected the span to fail, but its status is not ERROR")
         if type is not None:
             matcher = as_matcher(type)
-            self._check(
+            self._require(
                 matcher(self.error_type),
                 f"expected error.type {matcher.describe()}, got {self.error_type!r}",
             )
         if message is not None:
             matcher = as_matcher(message)
             text = self.record.status_message
-            self._check(
+            self._require(
                 matcher(text), f"expected the status message {matcher.describe()}, got {text!r}"
             )
         return self
@@ -260,7 +253,7 @@ class SpanView(_Base):
         matcher = keyword_matcher(expected, **ops) or as_matcher({"exists": True})
         value = self.record.attributes.get(name)
         got = "it is missing" if name not in self.record.attributes else f"got {value!r}"
-        return self._check(matcher(value), f"expected {name} {matcher.describe()}, {got}")
+        return self._require(matcher(value), f"expected {name} {matcher.describe()}, {got}")
 
     def assert_attrs(self, expected: Mapping[str, Any]) -> SpanView:
         """Each attribute matches its value or matcher; all mismatches are reported at once."""
@@ -271,28 +264,20 @@ class SpanView(_Base):
             if not matcher(value):
                 got = "missing" if name not in self.record.attributes else repr(value)
                 wrong.append(f"{name}: expected {matcher.describe()}, got {got}")
-        return self._check(not wrong, "attribute mismatch:\n    " + "\n    ".join(wrong))
+        return self._require(not wrong, "attribute mismatch:\n    " + "\n    ".join(wrong))
 
     def assert_no_attr(self, name: str) -> SpanView:
         value = self.record.attributes.get(name)
-        return self._check(name not in self.record.attributes, f"expected no {name}, got {value!r}")
+        return self._require(
+            name not in self.record.attributes, f"expected no {name}, got {value!r}"
+        )
 
     def assert_tokens(self, input: Any = None, output: Any = None, total: Any = None) -> SpanView:
         """Token counts: each a value (equality) or a matcher (``lt(4000)``, ``{"lte": 4000}``)."""
-        values = {
-            "input": self.input_tokens,
-            "output": self.output_tokens,
-            "total": None
-            if self.input_tokens is None and self.output_tokens is None
-            else (self.input_tokens or 0) + (self.output_tokens or 0),
-        }
-        for label, spec in (("input", input), ("output", output), ("total", total)):
-            if spec is None:
-                continue
-            matcher = as_matcher(spec)
-            self._check(
-                matcher(values[label]),
-                f"expected {label} tokens {matcher.describe()}, got {values[label]!r}",
+        for label, matcher in _token_matchers(input, output, total):
+            value = VALUES[f"{label}_tokens"](self.record)
+            self._require(
+                matcher(value), f"expected {label} tokens {matcher.describe()}, got {value!r}"
             )
         return self
 
@@ -301,7 +286,7 @@ class SpanView(_Base):
         matcher = keyword_matcher(expected, **ops)
         if matcher is None:
             raise TypeError("assert_duration needs a matcher, e.g. lt=2.0")
-        return self._check(
+        return self._require(
             matcher(self.duration),
             f"expected a duration {matcher.describe()} s, got {self.duration:.6g} s",
         )
@@ -309,7 +294,7 @@ class SpanView(_Base):
     def assert_child_of(self, parent: SpanView) -> SpanView:
         actual = self.parent
         got = "it is a root span" if actual is None else f"its parent is {actual.name!r}"
-        return self._check(
+        return self._require(
             actual == parent, f"expected to be a child of {parent.name!r}, but {got}"
         )
 
@@ -319,15 +304,15 @@ class SpanView(_Base):
 
     def assert_descendant_of(self, ancestor: SpanView) -> SpanView:
         chain = [a.name for a in self.ancestors]
-        return self._check(
+        return self._require(
             ancestor in self.ancestors,
             f"expected to be under {ancestor.name!r}; its ancestors are {chain or 'none'}",
         )
 
     def assert_before(self, other: SpanView) -> SpanView:
         """This span ended before ``other`` started."""
-        gap = (other.record.start_ns - self.record.end_ns) / 1e9
-        return self._check(
+        gap = seconds(other.record.start_ns - self.record.end_ns)
+        return self._require(
             gap >= 0, f"expected to end before {other.name!r} starts; it ended {-gap:.6g} s after"
         )
 
@@ -381,7 +366,7 @@ class SpanSet(_Base, Sequence[SpanView]):
 
     @property
     def durations(self) -> list[float]:
-        return [(r.end_ns - r.start_ns) / 1e9 for r in self._records]
+        return [r.duration for r in self._records]
 
     def percentile(self, p: float, of: str = "duration") -> float:
         """Nearest-rank percentile of durations (or of a numeric attribute)."""
@@ -458,14 +443,15 @@ class SpanSet(_Base, Sequence[SpanView]):
     def assert_none(self) -> SpanSet:
         return self.assert_count(0)
 
-    def _each(self, problem: Callable[[SpanView], str | None], what: str) -> SpanSet:
+    def _each(self, *finders: pb.Finder, what: str) -> SpanSet:
+        """Every span passes the finders (``_problems``); a span's problems are joined by ", "."""
         if not self._records:
             raise self._fail(f"expected {what} for {self.description}, but there are none")
         bad = []
-        for i, span in enumerate(self):
-            found = problem(span)
-            if found is not None:
-                bad.append((i, span.record, found))
+        for i, record in enumerate(self._records):
+            found = [p for f in finders for p in [f(record)] if p is not None]
+            if found:
+                bad.append((i, record, ", ".join(found)))
         if bad:
             lines = "\n".join(f"  [{i}] {summarize(r)}\n      {p}" for i, r, p in bad)
             raise self._fail(
@@ -477,64 +463,30 @@ class SpanSet(_Base, Sequence[SpanView]):
 
     def assert_ok(self) -> SpanSet:
         """None of the spans has status ERROR."""
-        return self._each(
-            lambda s: (
-                None
-                if s.ok
-                else f"status ERROR, error.type={s.error_type!r}: {s.record.status_message}"
-            ),
-            "success",
-        )
+        return self._each(pb.status_finder("ok"), what="success")
 
     def assert_error(self, type: Any = None) -> SpanSet:
         matcher = None if type is None else as_matcher(type)
-
-        def problem(s: SpanView) -> str | None:
-            if s.ok:
-                return "status is not ERROR"
-            if matcher is not None and not matcher(s.error_type):
-                return f"error.type {s.error_type!r}, expected {matcher.describe()}"
-            return None
-
+        finders = [pb.status_finder("error")]
+        if matcher is not None:
+            finders.append(pb.error_type_finder(matcher))
         return self._each(
-            problem, "an error" + (f" with error.type {matcher.describe()}" if matcher else "")
+            *finders,
+            what="an error" + (f" with error.type {matcher.describe()}" if matcher else ""),
         )
 
     def assert_attr(self, name: str, expected: Any = None, /, **ops: Any) -> SpanSet:
         """Every span's ``name`` matches (presence only if no matcher is given)."""
         matcher = keyword_matcher(expected, **ops) or as_matcher({"exists": True})
-
-        def problem(s: SpanView) -> str | None:
-            value = s.record.attributes.get(name)
-            if matcher(value):
-                return None
-            return "missing" if name not in s.record.attributes else f"{name}={value!r}"
-
-        return self._each(problem, f"{name} {matcher.describe()}")
+        return self._each(pb.attribute_finder(name, matcher), what=f"{name} {matcher.describe()}")
 
     def assert_tokens(self, input: Any = None, output: Any = None, total: Any = None) -> SpanSet:
         """Every span's token counts (values or matchers)."""
-        checks = [
-            (label, as_matcher(spec))
-            for label, spec in (("input", input), ("output", output), ("total", total))
-            if spec is not None
-        ]
-
-        def problem(s: SpanView) -> str | None:
-            values = {
-                "input": s.input_tokens,
-                "output": s.output_tokens,
-                "total": None
-                if s.input_tokens is None and s.output_tokens is None
-                else (s.input_tokens or 0) + (s.output_tokens or 0),
-            }
-            wrong = [
-                f"{label} tokens {values[label]!r}" for label, m in checks if not m(values[label])
-            ]
-            return ", ".join(wrong) or None
-
+        checks = _token_matchers(input, output, total)
         said = ", ".join(f"{label} tokens {m.describe()}" for label, m in checks)
-        return self._each(problem, said)
+        return self._each(
+            *(pb.value_finder(f"{label}_tokens", m) for label, m in checks), what=said
+        )
 
     def assert_duration(self, expected: Any = None, /, **ops: Any) -> SpanSet:
         """Every span's duration in seconds."""
@@ -542,8 +494,7 @@ class SpanSet(_Base, Sequence[SpanView]):
         if matcher is None:
             raise TypeError("assert_duration needs a matcher, e.g. lt=2.0")
         return self._each(
-            lambda s: None if matcher(s.duration) else f"duration {s.duration:.6g} s",
-            f"a duration {matcher.describe()} s",
+            pb.value_finder("duration", matcher), what=f"a duration {matcher.describe()} s"
         )
 
     def assert_percentile(
@@ -555,7 +506,7 @@ class SpanSet(_Base, Sequence[SpanView]):
             raise TypeError("assert_percentile needs a matcher, e.g. lt=2.0")
         value = self.percentile(p, of)
         if not matcher(value):
-            worst = sorted(self._records, key=lambda r: r.end_ns - r.start_ns, reverse=True)[:3]
+            worst = sorted(self._records, key=lambda r: r.duration, reverse=True)[:3]
             raise self._fail(
                 f"expected p{p:g} {of} {matcher.describe()} over {len(self)} {self.description};"
                 f" got {value:.6g}\nslowest:\n" + "\n".join(f"  {summarize(r)}" for r in worst),
@@ -579,36 +530,23 @@ class SpanSet(_Base, Sequence[SpanView]):
 
     def assert_before(self, other: SpanSet) -> SpanSet:
         """Every span here ends before every span of ``other`` in the same trace starts."""
-        others = other.records
-
-        def problem(s: SpanView) -> str | None:
-            later = [o for o in others if o.trace_id == s.trace_id]
-            if not later:
-                return f"no {other.description} in its trace"
-            early = [o for o in later if o.start_ns < s.record.end_ns]
-            if early:
-                return f"ends after {early[0].name!r} starts"
-            return None
-
-        return self._each(problem, f"to end before {other.description}")
+        finder = pb.order_finder("before", other.records, other.description)
+        return self._each(finder, what=f"to end before {other.description}")
 
     def assert_under(self, ancestor: SpanView | Mapping[str, Any]) -> SpanSet:
         """Every span is a descendant of ``ancestor`` (a span, or a selector dict)."""
         if isinstance(ancestor, SpanView):
-            target = ancestor.record
-            return self._each(
-                lambda s: None if target in self._index.ancestors(s.record) else "not under it",
-                f"to be under {ancestor.name!r}",
-            )
+            finder = pb.ancestor_finder(ancestor.record, self._index)
+            return self._each(finder, what=f"to be under {ancestor.name!r}")
         sel = selector(ancestor)
-        return self._each(
-            lambda s: (
-                None
-                if any(sel(a, self._index) for a in self._index.ancestors(s.record))
-                else "no such ancestor"
-            ),
-            f"an ancestor with {sel.describe()}",
-        )
+        finder = pb.ancestor_finder(sel, self._index)
+        return self._each(finder, what=f"an ancestor with {sel.describe()}")
+
+
+def _token_matchers(input: Any, output: Any, total: Any) -> list[tuple[str, Matcher]]:
+    """``("input", matcher)`` ... for the token counts given (values or matchers)."""
+    given = (("input", input), ("output", output), ("total", total))
+    return [(label, as_matcher(spec)) for label, spec in given if spec is not None]
 
 
 def _record_predicate(
@@ -736,25 +674,25 @@ class TraceView(_Base):
     # -- LLM checks
     def assert_semconv(self, *, allow_legacy: bool = False) -> TraceView:
         """Every LLM span carries the GenAI semconv required / conditionally required attributes."""
-        problems = _checks.semconv_problems(self._index.records, allow_legacy=allow_legacy)
+        problems = pb.semconv_problems(self._index.records, allow_legacy=allow_legacy)
         if problems:
             raise self._fail("GenAI semantic-convention problems:\n  " + "\n  ".join(problems))
         return self
 
     def assert_no_content(self) -> TraceView:
         """No prompt or completion text on any span or event."""
-        problems = _checks.content_problems(self._index.records)
+        problems = pb.content_problems(self._index.records)
         if problems:
             raise self._fail(
                 "content was recorded although capture is off:\n  " + "\n  ".join(problems)
             )
         return self
 
-    def check(self, spec: Any) -> TraceView:
-        """Run an ``otel-llm check`` spec (path, YAML text or dict) on these spans."""
-        from otel_llm.check.spec import evaluate, load_spec
+    def assert_spec(self, spec: Any) -> TraceView:
+        """Every check of a spec (path, YAML text or dict; ``otel_llm.testing.spec``) passes."""
+        from otel_llm.testing.spec import evaluate, load_spec
 
-        results = evaluate(load_spec(spec), self)
+        results = evaluate(load_spec(spec), self._index)
         failed = [r for r in results if not r.passed]
         if failed:
             raise AssertionError(
@@ -762,3 +700,10 @@ class TraceView(_Base):
                 + "\n".join(r.render() for r in failed)
             )
         return self
+
+    def check(self, spec: Any) -> TraceView:
+        """Deprecated name of ``assert_spec``."""
+        warnings.warn(
+            "TraceView.check(spec) is now assert_spec(spec)", DeprecationWarning, stacklevel=2
+        )
+        return self.assert_spec(spec)

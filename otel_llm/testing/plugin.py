@@ -9,7 +9,11 @@
 
 ``mock_ollama``
     A ``MockOllama`` on 127.0.0.1 for the test, with ``OLLAMA_HOST`` (and, unless
-    ``openai_env=False``, ``OPENAI_BASE_URL``/``OPENAI_API_KEY``) pointing at it.
+    ``openai_env=False``, ``OPENAI_BASE_URL``/``OPENAI_API_KEY``) pointing at it for
+    clients built in the test. Unless ``redirect=False``, clients built before it reach
+    the mock too: ``ollama.chat(...)`` and the other module-level functions, openai's
+    module client, and any httpx client addressed to Ollama's default address
+    (``otel_llm.testing._route``); all undone after the test.
     Scenarios with ``@pytest.mark.mock_ollama(scenarios={...}, default=..., models=[...],
     file="scenarios.yaml")`` or ``@pytest.mark.parametrize("mock_ollama", [...],
     indirect=True)`` (a scenario-file dict, a file path, or a ``Scenario``).
@@ -22,6 +26,7 @@ Nothing heavy is imported until a fixture is used: this module loads in every py
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
@@ -38,7 +43,7 @@ __all__ = ["llm_trace", "mock_ollama"]
 TRACE_FILE = "llm-trace.otlp.json"
 _CAPTURE = pytest.StashKey["tuple[CaptureLLM, Path]"]()
 _WRITTEN = pytest.StashKey[bool]()
-_MOCK_KEYS = ("scenarios", "models", "default", "file", "openai_env", "listed")
+_MOCK_KEYS = ("scenarios", "models", "default", "file", "openai_env", "listed", "redirect")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "mock_ollama(scenarios=None, default=None, models=None, file=None, openai_env=True):"
+        "mock_ollama(scenarios=None, default=None, models=None, file=None, openai_env=True,"
+        " redirect=True):"
         " scenarios of the mock_ollama fixture (otel_llm)",
     )
 
@@ -109,6 +115,7 @@ def _mock_config(request: pytest.FixtureRequest) -> dict[str, Any]:
 def _build_mock(request: pytest.FixtureRequest, config: Mapping[str, Any]) -> MockOllama:
     try:
         from otel_llm.testing import mock_ollama as mo
+        from otel_llm.testing.mock_ollama._files import listed_models
     except ImportError as exc:  # pragma: no cover - uvicorn comes with otel-llm[testing]
         raise pytest.UsageError(
             f"the mock_ollama fixture needs `pip install 'otel-llm[testing]'` ({exc})"
@@ -129,9 +136,7 @@ def _build_mock(request: pytest.FixtureRequest, config: Mapping[str, Any]) -> Mo
     default = config.get("default", base.default)
     if isinstance(default, Mapping):
         default = mo.scenario_from_dict(default, "default")
-    models = list(config.get("models") or config.get("listed") or base.models)
-    known = {mo._full_name(m) for m in models}
-    models.extend(m for m in scenarios if mo._full_name(m) not in known)
+    models = listed_models(config.get("models") or config.get("listed") or base.models, scenarios)
     return mo.MockOllama(scenarios, default=default, models=models)
 
 
@@ -139,12 +144,17 @@ def _build_mock(request: pytest.FixtureRequest, config: Mapping[str, Any]) -> Mo
 def mock_ollama(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[MockOllama]:
-    """A mock Ollama on 127.0.0.1 for this test; ``OLLAMA_HOST`` points at it."""
+    """A mock Ollama on 127.0.0.1 for this test, reached by clients old and new (``_route``)."""
+    from otel_llm.testing._route import route_to
+
     config = _mock_config(request)
     mock = _build_mock(request, config)
-    with mock:
+    openai_env = config.get("openai_env", True)
+    with mock, contextlib.ExitStack() as stack:
+        if config.get("redirect", True):
+            stack.enter_context(route_to(mock.url, openai=openai_env))
         monkeypatch.setenv("OLLAMA_HOST", mock.host)
-        if config.get("openai_env", True):
+        if openai_env:
             monkeypatch.setenv("OPENAI_BASE_URL", f"{mock.url}/v1")
             if not os.environ.get("OPENAI_API_KEY"):
                 monkeypatch.setenv("OPENAI_API_KEY", "ollama")

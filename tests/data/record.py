@@ -1,8 +1,9 @@
 """Re-record the exported-trace fixtures of this folder (see README.md). Not run by the tests.
 
 # opentelemetry-exporter-otlp-json-file 0.66b1 pins opentelemetry-sdk 1.45.1, so it
-# lives in its own venv (with otel_llm's deps) and sees this checkout via PYTHONPATH:
-PYTHONPATH=. /tmp/jfvenv/bin/python tests/data/record.py json-file
+# lives in its own venv (with otel_llm's deps) and sees this checkout via PYTHONPATH
+# (JSONFILE_VENV is that venv's directory):
+PYTHONPATH=. "$JSONFILE_VENV"/bin/python tests/data/record.py json-file
 .venv/bin/python tests/data/record.py jaeger
 """
 

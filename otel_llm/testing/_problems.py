@@ -1,18 +1,34 @@
-"""LLM-aware checks shared by the pytest plugin and ``otel-llm check``.
+"""Problem finders: the one home of what the assertions and the spec check.
 
-* ``semconv_problems``: each LLM span against the GenAI semantic conventions
-  (``/work/shared/reference/genai-semconv.md`` §1): required and conditionally required
-  attributes, types, span name and kind, status vs ``error.type``, deprecated names.
+``SpanSet.assert_*`` / ``SpanView.assert_*`` (``_view``) and the spec's ``expect`` keys
+(``spec``) are thin layers over these functions: they pick spans, call a finder, and
+frame what it found (an ``AssertionError`` with the trace, or a spec report line).
+A finder returns readable problems; none means the expectation holds.
+
+Per span (``Finder``: one span in, its problem or None out):
+
+* ``status_finder``, ``error_type_finder``, ``attribute_finder``, ``value_finder``
+  (duration, tokens, time to first chunk: ``MEASURES``), ``order_finder`` (before /
+  after), ``parent_finder``, ``ancestor_finder``.
+
+Per trace (a list of problems):
+
+* ``semconv_problems``: each LLM span against the OpenTelemetry GenAI semantic
+  conventions for inference spans (``gen-ai-spans.md`` in open-telemetry/semantic-conventions):
+  required and conditionally required attributes, types, span name and kind, status vs
+  ``error.type``, deprecated names.
 * ``content_problems``: prompt/completion text on any span or event.
 * ``metrics_problems``: GenAI metrics agree with the spans (call counts, token sums).
 
-Each returns a list of readable problems; empty means the check passed.
+Numbers: ``percentile`` and ``aggregate`` (``p95``, ``max`` ...) over span values.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,13 +40,173 @@ from otel_llm.testing._model import (
     CONTENT_PREFIXES,
     SpanRecord,
 )
+from otel_llm.testing._select import STATUS, VALUES, Index, Selector
+from otel_llm.testing.match import Matcher
 
 __all__ = [
+    "AGGREGATE",
+    "MEASURES",
+    "STATUS",
+    "UNITS",
+    "Finder",
     "MetricPoint",
+    "aggregate",
+    "ancestor_finder",
+    "attribute_finder",
     "content_problems",
+    "error_type_finder",
+    "find",
     "metrics_problems",
+    "order_finder",
+    "parent_finder",
+    "percentile",
     "semconv_problems",
+    "show",
+    "status_finder",
+    "value_finder",
 ]
+
+Finder = Callable[[SpanRecord], "str | None"]
+"""What is wrong with one span for one expectation (None: nothing)."""
+
+MEASURES: Final = (
+    "duration",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "time_to_first_chunk",
+)
+"""Numeric span values an expectation may bound per span or in aggregate (``VALUES`` keys)."""
+
+UNITS: Final = {"duration": " s", "time_to_first_chunk": " s"}
+
+AGGREGATE: Final = re.compile(r"^(p\d{1,2}(?:\.\d+)?|max|min|mean|sum)$")
+"""Aggregate names: ``pNN`` (nearest-rank percentile), ``max``, ``min``, ``mean``, ``sum``."""
+
+
+def show(value: Any, unit: str = "") -> str:
+    """A value as problems print it: floats to 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}{unit}"
+    return f"{value!r}{unit}"
+
+
+def find(records: Iterable[SpanRecord], finder: Finder) -> list[tuple[SpanRecord, str]]:
+    """Each span with its problem, for the spans that have one."""
+    return [(r, p) for r in records for p in [finder(r)] if p is not None]
+
+
+# -- one span, one expectation -------------------------------------------------------------
+
+
+def status_finder(wanted: str) -> Finder:
+    """The status is ``ok`` (not ERROR), ``error`` or ``unset``."""
+    codes = STATUS[wanted]
+
+    def finder(r: SpanRecord) -> str | None:
+        if r.status in codes:
+            return None
+        error = r.attributes.get(sc.ERROR_TYPE)
+        return f"status {r.status}" + (f" (error.type={error!r})" if error is not None else "")
+
+    return finder
+
+
+def error_type_finder(matcher: Matcher) -> Finder:
+    """``error.type`` matches."""
+
+    def finder(r: SpanRecord) -> str | None:
+        value = r.attributes.get(sc.ERROR_TYPE)
+        return None if matcher(value) else f"error.type={value!r}"
+
+    return finder
+
+
+def attribute_finder(name: str, matcher: Matcher) -> Finder:
+    """The attribute ``name`` matches (a missing one is None to the matcher)."""
+
+    def finder(r: SpanRecord) -> str | None:
+        if matcher(r.attributes.get(name)):
+            return None
+        return f"{name} missing" if name not in r.attributes else f"{name}={r.attributes[name]!r}"
+
+    return finder
+
+
+def value_finder(key: str, matcher: Matcher) -> Finder:
+    """The span value ``key`` (one of ``MEASURES``) matches."""
+    get, unit = VALUES[key], UNITS.get(key, "")
+
+    def finder(r: SpanRecord) -> str | None:
+        value = get(r)
+        return None if matcher(value) else f"{key} = {show(value, unit)}"
+
+    return finder
+
+
+def order_finder(relation: str, others: Sequence[SpanRecord], said: str) -> Finder:
+    """``before``: ends before each of ``others`` in its trace starts; ``after``: starts after."""
+
+    def finder(r: SpanRecord) -> str | None:
+        same = [o for o in others if o.trace_id == r.trace_id and o is not r]
+        if not same:
+            return f"no {said} in its trace"
+        if relation == "before":
+            late = [o for o in same if o.start_ns < r.end_ns]
+            return f"ends after {late[0].name!r} starts" if late else None
+        early = [o for o in same if o.end_ns > r.start_ns]
+        return f"starts before {early[0].name!r} ends" if early else None
+
+    return finder
+
+
+def parent_finder(select: Selector, index: Index) -> Finder:
+    """The parent is selected by ``select``."""
+
+    def finder(r: SpanRecord) -> str | None:
+        parent = index.parent(r)
+        if parent is None:
+            return "no parent"
+        return None if select(parent, index) else f"parent is {parent.name!r}"
+
+    return finder
+
+
+def ancestor_finder(select: Selector | SpanRecord, index: Index) -> Finder:
+    """Some ancestor is selected by ``select`` (or is that very span)."""
+    if isinstance(select, SpanRecord):
+        target = select
+        return lambda r: None if target in index.ancestors(r) else "not under it"
+    sel = select
+    return lambda r: None if any(sel(a, index) for a in index.ancestors(r)) else "no such ancestor"
+
+
+# -- numbers over spans --------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``p`` % of values at or below."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def aggregate(name: str, values: Sequence[float]) -> float:
+    """``max``, ``min``, ``sum``, ``mean`` or ``pNN`` of ``values`` (see ``AGGREGATE``)."""
+    if name == "max":
+        return max(values)
+    if name == "min":
+        return min(values)
+    if name == "sum":
+        return math.fsum(values)
+    if name == "mean":
+        return math.fsum(values) / len(values)
+    return percentile(values, float(name[1:]))
+
+
+# -- GenAI semantic conventions, content, metrics --------------------------------------------
 
 _INT: Final = (
     sc.USAGE_INPUT_TOKENS,
@@ -181,6 +357,10 @@ class MetricPoint:
     count: int = 0  # histograms only
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def matches(self, attributes: Mapping[str, Any] | None) -> bool:
+        """Every given attribute has this value on the point (None: any point)."""
+        return all(self.attributes.get(k) == v for k, v in (attributes or {}).items())
+
 
 def _names() -> dict[str, str]:
     """The metric names the checks read, from ``otel_llm.instruments`` (their one home)."""
@@ -212,7 +392,9 @@ def _label(group: Group) -> str:
 def metrics_problems(records: Sequence[SpanRecord], points: Sequence[MetricPoint]) -> list[str]:
     """GenAI metrics that disagree with the LLM spans: call counts and token sums per model."""
     names = _names()
-    calls = [r for r in records if r.is_llm]
+    # An SDK span with ours nested in it was counted by the SDK, in its own meter.
+    counted_by_sdk = {r.parent_id for r in records if r.attributes.get(sc.NESTED_IN_SDK_SPAN)}
+    calls = [r for r in records if r.is_llm and r.span_id not in counted_by_sdk]
     by_name: dict[str, list[MetricPoint]] = defaultdict(list)
     for point in points:
         by_name[point.name].append(point)
@@ -257,7 +439,7 @@ def metrics_problems(records: Sequence[SpanRecord], points: Sequence[MetricPoint
     def metric_sum(name: str, where: Mapping[str, Any] | None = None) -> dict[Group, float]:
         sums: dict[Group, float] = defaultdict(float)
         for point in by_name.get(name, ()):
-            if all(point.attributes.get(k) == v for k, v in (where or {}).items()):
+            if point.matches(where):
                 sums[_group(point.attributes)] += point.value
         return sums
 
