@@ -15,8 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -31,14 +30,29 @@ from otel_llm._types import LLMCall
 from otel_llm.adapters import match
 from otel_llm.adapters._common import request_fields
 
-__all__ = ["patch", "patched_modules", "unpatch"]
+__all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
 _ORIGINAL = "__otel_llm_original__"
 
 
+class _Client(Protocol):
+    send: Callable[..., Any]
+
+
+class HttpxModule(Protocol):
+    """What we use of ``httpx`` (or ``httpx2``): the two clients' ``send`` and the byte
+    stream bases an observer must also be."""
+
+    __name__: str
+    Client: type[_Client]
+    AsyncClient: type[_Client]
+    SyncByteStream: type
+    AsyncByteStream: type
+
+
 @dataclass(frozen=True, slots=True)
 class _Patched:
-    module: ModuleType
+    module: HttpxModule
     send: Callable[..., Any]
     asend: Callable[..., Any]
 
@@ -196,7 +210,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
     return send
 
 
-def patch(module: ModuleType) -> None:
+def patch(module: HttpxModule) -> None:
     """Wrap ``module.Client.send`` and ``module.AsyncClient.send`` (idempotent)."""
     name = module.__name__
     if name in _patched:

@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_llm import _config, _frontends, _patch, _setup, _state, metrics
+from otel_llm import _config, _frontends, _metrics_setup, _patch, _setup, _state, prometheus
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -28,6 +28,14 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments httpx, httpx2, requests and aiohttp (whichever are installed) for LLM calls."""
 
     _http_instrumentors: list[Any]
+    _metrics: _metrics_setup.MetricsSetup | None = None
+    """What ``instrument()`` started for metrics (readers, endpoint, polling); stopped
+    by ``uninstrument()``."""
+
+    @property
+    def endpoint(self) -> prometheus.Endpoint | None:
+        """The running Prometheus endpoint, if ``instrument()`` started one."""
+        return self._metrics.endpoint if self._metrics is not None else None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -43,9 +51,10 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(
             "otel_llm", __version__, tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
-        sinks: list[Callable[[LLMCall], None]] = metrics.build_sinks(
+        self._metrics = _metrics_setup.build_metrics(
             _config.resolve_metrics(options), settings, options.meter_provider
         )
+        sinks: list[Callable[[LLMCall], None]] = list(self._metrics.sinks)
         if options.sinks:
             sinks.extend(options.sinks)
         _state.current = _state.State(tracer=tracer, settings=settings, sinks=tuple(sinks))
@@ -83,7 +92,9 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         _state.current = None
         _patch.unpatch()
         _frontends.unpatch_all()
-        metrics.shutdown()  # the Prometheus endpoint, residency polling, readers we added
+        if self._metrics is not None:  # pending metrics, the endpoint, polling, added readers
+            self._metrics.stop()
+            self._metrics = None
         for instrumentor in getattr(self, "_http_instrumentors", []):
             instrumentor.uninstrument()
         self._http_instrumentors = []

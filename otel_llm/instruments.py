@@ -23,9 +23,14 @@ __all__ = [
     "TOKEN_TYPE",
     "TPOT_BUCKETS",
     "TTFT_BUCKETS",
+    "ClassicInstruments",
     "Instruments",
+    "LatestInstruments",
+    "ServerInstruments",
     "Spec",
     "build",
+    "build_classic",
+    "build_latest",
 ]
 
 # -- bucket boundaries (seconds / tokens) -----------------------------------------------
@@ -271,65 +276,83 @@ def counter(meter: Meter, spec: Spec) -> Counter:
 
 
 @dataclass(frozen=True, slots=True)
-class Instruments:
-    """The instruments one recorder writes to; None where the chosen set has no such metric.
+class ServerInstruments:
+    """``gen_ai.server.*`` and the cold-load histogram: the same in both sets."""
 
-    In the classic set ``embeddings_duration`` is ``duration`` (one metric, told apart
-    by ``gen_ai.operation.name``); in the latest set it is its own metric.
-    """
+    request_duration: Histogram
+    time_to_first_token: Histogram
+    time_per_output_token: Histogram
+    model_load_duration: Histogram
 
-    latest: bool
+
+@dataclass(frozen=True, slots=True)
+class ClassicInstruments:
+    """The classic set (default). Embeddings share ``duration``, told apart by
+    ``gen_ai.operation.name``; tokens are one histogram with ``gen_ai.token.type``."""
+
     duration: Histogram
-    embeddings_duration: Histogram
     time_to_first_chunk: Histogram
     time_per_output_chunk: Histogram
-    server_request_duration: Histogram
-    server_time_to_first_token: Histogram
-    server_time_per_output_token: Histogram
-    model_load_duration: Histogram
-    token_usage: Histogram | None = None
-    usage_input: Counter | None = None
-    usage_output: Counter | None = None
-    usage_cache_read: Counter | None = None
-    operation_input: Histogram | None = None
-    operation_output: Histogram | None = None
-    embeddings_input: Histogram | None = None
+    token_usage: Histogram
+    server: ServerInstruments
 
 
-def build(meter: Meter, latest: bool = False) -> Instruments:
-    """Create the instruments of the classic (default) or latest set on ``meter``."""
-    server_duration = histogram(meter, SERVER_REQUEST_DURATION)
-    server_ttft = histogram(meter, SERVER_TIME_TO_FIRST_TOKEN)
-    server_tpot = histogram(meter, SERVER_TIME_PER_OUTPUT_TOKEN)
-    load = histogram(meter, MODEL_LOAD_DURATION)
-    if not latest:
-        duration = histogram(meter, OPERATION_DURATION)
-        return Instruments(
-            latest=False,
-            duration=duration,
-            embeddings_duration=duration,
-            time_to_first_chunk=histogram(meter, TIME_TO_FIRST_CHUNK),
-            time_per_output_chunk=histogram(meter, TIME_PER_OUTPUT_CHUNK),
-            server_request_duration=server_duration,
-            server_time_to_first_token=server_ttft,
-            server_time_per_output_token=server_tpot,
-            model_load_duration=load,
-            token_usage=histogram(meter, TOKEN_USAGE),
-        )
-    return Instruments(
-        latest=True,
+@dataclass(frozen=True, slots=True)
+class LatestInstruments:
+    """The latest set (``latest_metrics=True``): usage counters, per-operation token
+    histograms, and embeddings as metrics of their own."""
+
+    duration: Histogram
+    time_to_first_chunk: Histogram
+    time_per_output_chunk: Histogram
+    usage_input: Counter
+    usage_output: Counter
+    usage_cache_read: Counter
+    operation_input: Histogram
+    operation_output: Histogram
+    embeddings_duration: Histogram
+    embeddings_input: Histogram
+    server: ServerInstruments
+
+
+Instruments = ClassicInstruments | LatestInstruments
+
+
+def build_server(meter: Meter) -> ServerInstruments:
+    return ServerInstruments(
+        request_duration=histogram(meter, SERVER_REQUEST_DURATION),
+        time_to_first_token=histogram(meter, SERVER_TIME_TO_FIRST_TOKEN),
+        time_per_output_token=histogram(meter, SERVER_TIME_PER_OUTPUT_TOKEN),
+        model_load_duration=histogram(meter, MODEL_LOAD_DURATION),
+    )
+
+
+def build_classic(meter: Meter) -> ClassicInstruments:
+    return ClassicInstruments(
+        duration=histogram(meter, OPERATION_DURATION),
+        time_to_first_chunk=histogram(meter, TIME_TO_FIRST_CHUNK),
+        time_per_output_chunk=histogram(meter, TIME_PER_OUTPUT_CHUNK),
+        token_usage=histogram(meter, TOKEN_USAGE),
+        server=build_server(meter),
+    )
+
+
+def build_latest(meter: Meter) -> LatestInstruments:
+    return LatestInstruments(
         duration=histogram(meter, INFERENCE_DURATION),
-        embeddings_duration=histogram(meter, EMBEDDINGS_DURATION),
         time_to_first_chunk=histogram(meter, INFERENCE_TIME_TO_FIRST_CHUNK),
         time_per_output_chunk=histogram(meter, INFERENCE_TIME_PER_OUTPUT_CHUNK),
-        server_request_duration=server_duration,
-        server_time_to_first_token=server_ttft,
-        server_time_per_output_token=server_tpot,
-        model_load_duration=load,
         usage_input=counter(meter, INFERENCE_USAGE_INPUT),
         usage_output=counter(meter, INFERENCE_USAGE_OUTPUT),
         usage_cache_read=counter(meter, INFERENCE_USAGE_CACHE_READ),
         operation_input=histogram(meter, INFERENCE_OPERATION_INPUT),
         operation_output=histogram(meter, INFERENCE_OPERATION_OUTPUT),
+        embeddings_duration=histogram(meter, EMBEDDINGS_DURATION),
         embeddings_input=histogram(meter, EMBEDDINGS_INPUT),
+        server=build_server(meter),
     )
+
+
+def build(meter: Meter, latest: bool = False) -> Instruments:
+    """Create the instruments of the classic (default) or latest set on ``meter``."""
+    return build_latest(meter) if latest else build_classic(meter)
