@@ -17,18 +17,15 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Protocol
 
-from opentelemetry import baggage, context, propagate, trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry import context
 
-from otel_llm import _sdk_span, _span, _state
-from otel_llm._begin import call_context
+from otel_llm import _state
+from otel_llm._begin import begin, call_context
 from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
-from otel_llm.adapters import match
-from otel_llm.adapters._common import request_fields
 
 __all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
@@ -64,70 +61,16 @@ def patched_modules() -> list[str]:
     return sorted(_patched)
 
 
-@guarded(None)
 def _begin(state: _state.State, request: Any) -> LLMCall | None:
-    """Match the endpoint, read the request, open the span; None means "not ours"."""
+    """httpx's request in ``_begin.begin``'s terms; None means "not ours"."""
     url = request.url
-    endpoint = match(request.method, url.path)
-    if endpoint is None or not is_instrumentation_enabled():
-        return None
-    adapter, operation, native = endpoint
-    host: str = url.host
-    port: int | None = url.port or (443 if url.scheme == "https" else 80)
-    settings = state.settings
-    call = LLMCall(
-        operation=operation,
-        provider=settings.provider_for(host, port, native),
-        adapter=adapter,
-        settings=settings,
-        server_address=host,
-        server_port=port,
-        start_ns=perf_counter_ns(),
-    )
     try:
         body = request.content
     except Exception:  # a streamed upload we must not consume
         body = b""
-    if body:
-        parsed = request_fields(body, settings.capture_content)  # the prompt is not decoded
-        if parsed is not None:
-            adapter.read_request(call, parsed)
-    _sdk_span.note(call)
-    entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
-    call.span = _span.start(call, state.tracer, entries)
-    if settings.propagate:
-        _inject(request, call, bool(entries))
-    return call
-
-
-_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
-_w3c_textmap: list[Any] = [None]
-
-
-@guarded(None)
-def _inject(request: Any, call: LLMCall, has_baggage: bool) -> None:
-    """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy).
-
-    With the default W3C propagators and no baggage, the header is written directly:
-    the same bytes as ``propagate.inject``, at a fraction of its cost.
-    """
-    span = call.span
-    if span is None:
-        return
-    textmap = propagate.get_global_textmap()
-    if textmap is not _w3c_textmap[0]:
-        if set(textmap.fields) != _W3C_FIELDS:
-            propagate.inject(request.headers, context=trace.set_span_in_context(span))
-            return
-        _w3c_textmap[0] = textmap
-    ctx = span.get_span_context()
-    if not ctx.is_valid or has_baggage:
-        propagate.inject(request.headers, context=trace.set_span_in_context(span))
-        return
-    headers = request.headers
-    headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-    if ctx.trace_state:
-        headers["tracestate"] = ctx.trace_state.to_header()
+    return begin(
+        state, request.method, url.scheme, url.host, url.port, url.path, body, request.headers
+    )
 
 
 @guarded(False)
