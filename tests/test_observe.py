@@ -38,6 +38,16 @@ def async_client(module: Any, chunks: Callable[[], AsyncIterator[bytes]], ctype:
     )
 
 
+def _achunks(chunks: list[bytes]) -> Callable[[], AsyncIterator[bytes]]:
+    """A fresh async iterator over ``chunks`` per request."""
+
+    async def gen() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return gen
+
+
 def no_double_end(caplog: pytest.LogCaptureFixture) -> None:
     assert not [r for r in caplog.records if "already ended" in r.getMessage().lower()]
 
@@ -161,7 +171,69 @@ class TestAsyncEndings:
         async with client.stream("POST", "/api/chat", json=CHAT) as response:
             body = b"".join([c async for c in response.aiter_raw()])
         assert b"".join(NDJSON_CHAT) == body
-        assert "final" == spans.one().attributes["otel_llm.stream.ended_by"]
+        span = spans.one()
+        assert StatusCode.UNSET == span.status.status_code
+        assert "final" == span.attributes["otel_llm.stream.ended_by"]
+        assert (173, 41) == (
+            span.attributes["gen_ai.usage.input_tokens"],
+            span.attributes["gen_ai.usage.output_tokens"],
+        )
+        assert ("get_weather",) == span.attributes["otel_llm.tool_calls.names"]
+        assert 4 == span.attributes["otel_llm.stream.chunks"]
+
+    async def test_exhausted_without_final(self, module: ModuleType, spans: Spans) -> None:
+        """Async twin: a stream that ends with no done record is stream_incomplete."""
+        client = async_client(module, _achunks(NDJSON_CHAT[:2]), "application/x-ndjson")
+        async with client.stream("POST", "/api/chat", json=CHAT) as response:
+            assert b"".join(NDJSON_CHAT[:2]) == await response.aread()
+        span = spans.one()
+        assert StatusCode.ERROR == span.status.status_code
+        assert "stream_incomplete" == span.attributes["error.type"]
+        assert "exhausted" == span.attributes["otel_llm.stream.ended_by"]
+        assert ("error",) == span.attributes["gen_ai.response.finish_reasons"]
+
+    async def test_garbage_collected(self, module: ModuleType, spans: Spans) -> None:
+        """Async twin: a response dropped unread still ends its span when collected."""
+        client = async_client(module, _achunks(NDJSON_CHAT), "application/x-ndjson")
+        request = client.build_request("POST", "/api/chat", json=CHAT)
+        response = await client.send(request, stream=True)
+        assert not spans.llm()
+        del response
+        gc.collect()
+        assert "gc" == spans.one().attributes["otel_llm.stream.ended_by"]
+
+    async def test_mid_stream_error_line(self, module: ModuleType, spans: Spans) -> None:
+        """Async twin: Ollama's {"error": ...} line after a 200 is stream_error."""
+        chunks = [NDJSON_CHAT[1], b'{"error":"an error was encountered while running the model"}\n']
+        client = async_client(module, _achunks(chunks), "application/x-ndjson")
+        async with client.stream("POST", "/api/chat", json=CHAT) as response:
+            assert b"".join(chunks) == await response.aread()
+        span = spans.one()
+        assert "stream_error" == span.attributes["error.type"]
+        assert "an error was encountered while running the model" == span.status.description
+
+    async def test_sse_done_ends_span(self, module: ModuleType, spans: Spans) -> None:
+        """Async twin: [DONE] ends a /v1 stream; usage is read from the usage chunk."""
+        client = async_client(module, _achunks(SSE_CHAT), "text/event-stream")
+        body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert b"".join(SSE_CHAT) == await response.aread()
+        span = spans.one()
+        assert "final" == span.attributes["otel_llm.stream.ended_by"]
+        assert "chatcmpl-82" == span.attributes["gen_ai.response.id"]
+        assert 26 == span.attributes["gen_ai.usage.input_tokens"]
+        assert ("stop",) == span.attributes["gen_ai.response.finish_reasons"]
+
+    async def test_sse_cut_without_done(self, module: ModuleType, spans: Spans) -> None:
+        """Async twin: a /v1 stream that stops before [DONE] is stream_incomplete."""
+        client = async_client(module, _achunks(SSE_CHAT[:2]), "text/event-stream")
+        async with client.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}
+        ) as response:
+            await response.aread()
+        span = spans.one()
+        assert "stream_incomplete" == span.attributes["error.type"]
+        assert span.attributes["otel_llm.usage.missing"] is True
 
     async def test_early_aclose(self, module: ModuleType, spans: Spans) -> None:
         """Async twin: aclose after an early break ends the span once."""
