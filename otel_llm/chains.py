@@ -33,7 +33,7 @@ class Step:
         self.operation = operation
         self.name = name
         self.attributes = {sc.OPERATION_NAME: operation, **attributes}
-        self._cm: Any = None
+        self._open: list[Any] = []  # one per ``with`` still open: the same step may nest
 
     @contextmanager
     def _span(self) -> Iterator[Span]:
@@ -54,12 +54,13 @@ class Step:
                 raise
 
     def __enter__(self) -> Span:
-        self._cm = self._span()
-        return cast(Span, self._cm.__enter__())
+        cm = self._span()
+        span: Span = cm.__enter__()
+        self._open.append(cm)
+        return span
 
     def __exit__(self, *exc_info: Any) -> bool | None:
-        cm, self._cm = self._cm, None
-        return cast("bool | None", cm.__exit__(*exc_info))
+        return cast("bool | None", self._open.pop().__exit__(*exc_info))
 
     def __call__(self, fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
