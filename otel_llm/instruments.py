@@ -23,6 +23,7 @@ __all__ = [
     "TOKEN_TYPE",
     "TPOT_BUCKETS",
     "TTFT_BUCKETS",
+    "Insight",
     "Instruments",
     "Spec",
     "build",
@@ -218,6 +219,51 @@ MODEL_TIME_TO_UNLOAD = Spec(
     "Seconds until Ollama unloads an idle model (its keep_alive expiry).",
 )
 
+# -- Ollama insight: context window, time outside Ollama, model operations ---------------
+UTILIZATION_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
+"""Share of the context window a prompt used; 1.0 and above is a cut prompt."""
+
+CONTEXT_TRUNCATIONS = Spec(
+    "ollama.context.truncations",
+    "{call}",
+    COUNTER,
+    "Calls whose prompt filled the context window: Ollama cut it (docs/attributes.md).",
+)
+CONTEXT_UTILIZATION = Spec(
+    "ollama.context.utilization",
+    "1",
+    HISTOGRAM,
+    "Prompt tokens over the context window, per call with a known window.",
+    UTILIZATION_BUCKETS,
+)
+WAIT_DURATION = Spec(
+    "ollama.request.wait.duration",
+    "s",
+    HISTOGRAM,
+    "Client duration minus Ollama's total_duration: queued, loading elsewhere, on the wire.",
+    TTFT_BUCKETS,
+)
+MODEL_OPERATION_DURATION = Spec(
+    "ollama.model.operation.duration",
+    "s",
+    HISTOGRAM,
+    "Duration of a model operation (pull, push, create, copy, delete, show).",
+    DURATION_BUCKETS,
+)
+MODEL_PULLED = Spec(
+    "ollama.model.pulled",
+    "By",
+    COUNTER,
+    "Bytes a pull downloaded (completed bytes of its layers).",
+)
+INSIGHT: Final = (
+    CONTEXT_TRUNCATIONS,
+    CONTEXT_UTILIZATION,
+    WAIT_DURATION,
+    MODEL_OPERATION_DURATION,
+    MODEL_PULLED,
+)
+
 CLASSIC: Final = (OPERATION_DURATION, TOKEN_USAGE, TIME_TO_FIRST_CHUNK, TIME_PER_OUTPUT_CHUNK)
 LATEST: Final = (
     INFERENCE_DURATION,
@@ -238,7 +284,7 @@ SERVER: Final = (
     MODEL_LOAD_DURATION,
 )
 RESIDENCY: Final = (MODELS_LOADED, MODEL_SIZE, MODEL_VRAM_SIZE, MODEL_TIME_TO_UNLOAD)
-ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY
+ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + INSIGHT
 
 
 def histogram(meter: Meter, spec: Spec) -> Histogram:
@@ -279,6 +325,28 @@ class Instruments:
     operation_input: Histogram | None = None
     operation_output: Histogram | None = None
     embeddings_input: Histogram | None = None
+    insight: Insight | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    """Ollama insight instruments (both sets): context, wait, model operations."""
+
+    context_truncations: Counter
+    context_utilization: Histogram
+    wait_duration: Histogram
+    model_operation_duration: Histogram
+    model_pulled: Counter
+
+
+def build_insight(meter: Meter) -> Insight:
+    return Insight(
+        context_truncations=counter(meter, CONTEXT_TRUNCATIONS),
+        context_utilization=histogram(meter, CONTEXT_UTILIZATION),
+        wait_duration=histogram(meter, WAIT_DURATION),
+        model_operation_duration=histogram(meter, MODEL_OPERATION_DURATION),
+        model_pulled=counter(meter, MODEL_PULLED),
+    )
 
 
 def build(meter: Meter, latest: bool = False) -> Instruments:
@@ -300,6 +368,7 @@ def build(meter: Meter, latest: bool = False) -> Instruments:
             server_time_per_output_token=server_tpot,
             model_load_duration=load,
             token_usage=histogram(meter, TOKEN_USAGE),
+            insight=build_insight(meter),
         )
     return Instruments(
         latest=True,
@@ -317,4 +386,5 @@ def build(meter: Meter, latest: bool = False) -> Instruments:
         operation_input=histogram(meter, INFERENCE_OPERATION_INPUT),
         operation_output=histogram(meter, INFERENCE_OPERATION_OUTPUT),
         embeddings_input=histogram(meter, EMBEDDINGS_INPUT),
+        insight=build_insight(meter),
     )

@@ -22,7 +22,12 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _setup, instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import DEFAULT_MAX_MODELS, MetricsSettings, Settings
+from otel_llm._config import (
+    DEFAULT_MAX_MODELS,
+    DEFAULT_MAX_TAG_VALUES,
+    MetricsSettings,
+    Settings,
+)
 from otel_llm._types import LLMCall
 from otel_llm.instruments import Instruments
 from otel_llm.version import __version__
@@ -77,18 +82,27 @@ _NO_SPAN: Final = Context()
 class Recorder:
     """The metrics sink: ``recorder(call)`` records one finished call."""
 
-    __slots__ = ("_cold_load_ns", "_ins", "_models", "_server_metrics", "_tokens")
+    __slots__ = ("_cold_load_ns", "_ins", "_models", "_server_metrics", "_tag_caps", "_tokens")
 
     def __init__(
-        self, ins: Instruments, models: ModelCap, settings: Settings, server_metrics: bool = True
+        self,
+        ins: Instruments,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
         self._ins = ins
         self._models = models
+        self._tag_caps = {key: ModelCap(max_tag_values) for key in settings.metric_tags}
         self._server_metrics = server_metrics
         self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
         self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
 
     def __call__(self, call: LLMCall) -> None:
+        if call.operation in sc.MODEL_OPERATIONS:
+            self._model_operation(call)
+            return
         ins = self._ins
         attrs: dict[str, AttributeValue] = {
             sc.OPERATION_NAME: call.operation,
@@ -103,7 +117,8 @@ class Recorder:
             attrs[sc.RESPONSE_MODEL] = self._models(call.response_model)
         ctx = set_span_in_context(call.span) if call.span is not None else None
         error = call.error_type
-        timed = attrs if error is None else {**attrs, sc.ERROR_TYPE: error}
+        usage = self._tagged(call, attrs)  # duration and tokens carry the allow-listed tags
+        timed = usage if error is None else {**usage, sc.ERROR_TYPE: error}
         embeddings = call.operation == sc.EMBEDDINGS
         duration = ins.embeddings_duration if embeddings else ins.duration
         duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
@@ -116,9 +131,60 @@ class Recorder:
                 mean = (call.end_ns - first) * _NS / (call.chunks - 1)
                 ins.time_per_output_chunk.record(mean, attrs, _NO_SPAN)
         # Exemplars are for duration and time to first chunk; the rest skip the reservoir.
-        self._tokens(call, attrs, _NO_SPAN, embeddings)
+        self._tokens(call, usage, _NO_SPAN, embeddings)
         if call.total_duration_ns is not None or call.load_duration_ns is not None:
             self._server(call, attrs, timed, ctx)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, attrs, ctx)
+
+    # -- Ollama insight (context window, wait, model operations, metric tags) --------------
+    def _tagged(self, call: LLMCall, attrs: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        """``attrs`` plus the call's allow-listed tags, each value-capped (``_OTHER``)."""
+        tags = call.metric_tags
+        if not tags or not self._tag_caps:
+            return attrs
+        out = dict(attrs)
+        for key, cap in self._tag_caps.items():
+            value = tags.get(key)
+            if value is not None:
+                out[key] = cap(value)
+        return out
+
+    def _ollama_insight(
+        self, call: LLMCall, attrs: dict[str, AttributeValue], ctx: Context | None
+    ) -> None:
+        """Context utilisation and truncations; time outside Ollama's own clock."""
+        insight = self._ins.insight
+        if insight is None:
+            return
+        size, tokens = call.context_size, call.input_tokens
+        if size and tokens is not None:
+            insight.context_utilization.record(tokens / size, attrs, _NO_SPAN)
+            if tokens >= size:
+                insight.context_truncations.add(1, attrs, ctx)
+        total = call.total_duration_ns
+        if total is not None:
+            wait = max(0, call.end_ns - call.start_ns - total) * _NS
+            insight.wait_duration.record(wait, attrs, ctx)
+
+    def _model_operation(self, call: LLMCall) -> None:
+        """Duration of a pull, push, create, copy, delete or show; bytes a pull brought."""
+        insight = self._ins.insight
+        if insight is None:
+            return
+        attrs: dict[str, AttributeValue] = {
+            sc.OLLAMA_OPERATION_NAME: call.operation,
+            sc.SERVER_ADDRESS: call.server_address,
+        }
+        if call.server_port is not None:
+            attrs[sc.SERVER_PORT] = call.server_port
+        if call.request_model:
+            attrs[sc.OLLAMA_OPERATION_MODEL] = self._models(call.request_model)
+        timed = attrs if call.error_type is None else {**attrs, sc.ERROR_TYPE: call.error_type}
+        ctx = set_span_in_context(call.span) if call.span is not None else None
+        insight.model_operation_duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
+        if call.operation == sc.PULL and call.op_completed_bytes:
+            insight.model_pulled.add(call.op_completed_bytes, attrs, _NO_SPAN)
 
     def _tokens_classic(
         self,
@@ -229,7 +295,7 @@ def build_sinks(
         meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
         models = ModelCap(options.max_models)
         ins = instruments.build(meter, options.latest)
-        sinks.append(Recorder(ins, models, settings, options.server))
+        sinks.append(Recorder(ins, models, settings, options.server, options.max_tag_values))
         if options.residency:
             from otel_llm import _residency
 

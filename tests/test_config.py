@@ -61,6 +61,8 @@ class TestOptionNames:
             "http_spans",
             "traces_exporter",
             "baggage_keys",
+            "metric_tags",
+            "max_tag_values",
             "metrics",
             "metrics_exporter",
             "latest_metrics",

@@ -77,6 +77,7 @@ class OllamaAdapter:
                 ivalue = as_int(options.get(key))
                 if ivalue is not None:
                     attrs[name] = ivalue
+            call.num_ctx = as_int(options.get("num_ctx"))  # the context window (_context_window)
             stop = options.get("stop")
             if isinstance(stop, str):
                 attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
