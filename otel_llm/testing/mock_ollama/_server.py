@@ -48,6 +48,8 @@ class MockOllama:
         self.models: list[str] = list(models)
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.pullable: set[str] | None = None
+        """Models ``/api/pull`` finds in the registry; None: any. Others fail mid-stream."""
         self._app = _App(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
