@@ -30,6 +30,9 @@ quirks, Go's chunking rule) without a model, and exact numbers to assert. Only
   ``_size(model)`` bytes, the params layer 1024) ending in ``success``, one line apart by
   the default scenario's ``chunk_delay``; ``/api/copy`` and ``DELETE /api/delete`` answer
   200 with an empty body, 404 for an unknown model.
+* **Queueing**: with ``MockOllama.parallel = N`` at most N generate/chat requests are
+  served at once (``OLLAMA_NUM_PARALLEL``); the others wait, and the durations they
+  report leave the wait out, as Ollama's do.
 * **Timing**: ``ttft`` before the response head (Go sends headers with the first flush),
   ``chunk_delay`` between streamed writes; a non-streaming reply waits
   ``ttft + chunk_delay * (chunks - 1)``. ``Scenario.status`` answers after ``ttft``;

@@ -177,6 +177,7 @@ class _App:
         self._mock = mock
         self._chat_ids = itertools.count()
         self._completion_ids = itertools.count()
+        self._slots: tuple[int, asyncio.Semaphore] | None = None
         get_head = ("GET", "HEAD")
         self._routes: dict[tuple[str, str], Callable[[_Request], Awaitable[None]]] = {
             **{(m, "/"): self._root for m in get_head},
@@ -189,8 +190,8 @@ class _App:
             ("POST", "/api/create"): self._create,
             ("POST", "/api/copy"): self._copy,
             ("DELETE", "/api/delete"): self._delete,
-            ("POST", "/api/generate"): self._generate,
-            ("POST", "/api/chat"): self._chat,
+            ("POST", "/api/generate"): self._queued(self._generate),
+            ("POST", "/api/chat"): self._queued(self._chat),
             ("POST", "/api/embed"): self._embed,
             ("POST", "/api/embeddings"): self._embeddings,
             ("POST", "/v1/chat/completions"): self._v1_chat,
@@ -229,6 +230,23 @@ class _App:
                 await _reply(send, exc.status, _encode({"error": exc.message}), _NATIVE_JSON)
 
     # --- shared steps
+
+    def _queued(
+        self, handler: Callable[[_Request], Awaitable[None]]
+    ) -> Callable[[_Request], Awaitable[None]]:
+        """Serve at most ``MockOllama.parallel`` of these at once; the others wait their turn."""
+
+        async def run(req: _Request) -> None:
+            limit = self._mock.parallel
+            if not limit:
+                await handler(req)
+                return
+            if self._slots is None or self._slots[0] != limit:
+                self._slots = (limit, asyncio.Semaphore(limit))
+            async with self._slots[1]:
+                await handler(req)
+
+        return run
 
     def _scenario(self, model: Any) -> tuple[str, Scenario]:
         if not isinstance(model, str) or not model:
