@@ -95,7 +95,8 @@ def _http_client() -> Any:
 class ContextWindows:
     """The bounded (server, model) → ``ModelFacts`` cache and its one background worker."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, timeout: float = TIMEOUT) -> None:
+        self._timeout = timeout
         self._entries: OrderedDict[tuple[str, int | None, str], _Entry] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
@@ -159,7 +160,7 @@ class ContextWindows:
                             self._worker = None
                             return
                     continue
-                facts = self._look_up(client, *key)
+                facts = self._look_up(client, self._timeout, *key)
                 with self._lock:
                     if key in self._entries:
                         ttl = REFRESH_AFTER if facts is not None else RETRY_AFTER
@@ -169,7 +170,9 @@ class ContextWindows:
                 client.close()
 
     @staticmethod
-    def _look_up(client: Any, address: str, port: int | None, model: str) -> ModelFacts | None:
+    def _look_up(
+        client: Any, timeout: float, address: str, port: int | None, model: str
+    ) -> ModelFacts | None:
         """``/api/show`` (and ``/api/ps`` for the loaded window); None if either failed."""
         if client is None:
             return None
@@ -182,11 +185,11 @@ class ContextWindows:
                     f"{base}/api/show",
                     content=json.dumps({"model": model}).encode(),
                     headers={"content-type": "application/json"},
-                    timeout=TIMEOUT,
+                    timeout=timeout,
                 )
                 shown.raise_for_status()
                 facts = parse_show(shown.json())
-                ps = client.get(f"{base}/api/ps", timeout=TIMEOUT)
+                ps = client.get(f"{base}/api/ps", timeout=timeout)
                 ps.raise_for_status()
             return facts.with_loaded(loaded_context(ps.json(), model))
         except Exception as exc:  # down, slow, not Ollama, unknown model: the default applies

@@ -250,6 +250,67 @@ class TestContextWindowsCache:
         assert window is not None
         assert (2048, "request") == (window.size, window.source)
 
+    def test_a_slow_server_never_blocks_the_caller(self) -> None:
+        """A server that accepts and never answers: window() returns while the lookup waits."""
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(8)
+            port = int(server.getsockname()[1])
+            windows = ContextWindows(timeout=600)
+            assert None is windows.window(_call(port, "m"))
+            conn, _ = server.accept()  # the lookup has connected and waits for an answer...
+            with conn:
+                assert None is windows.window(_call(port, "m"))  # ...and callers do not
+                assert None is windows.learned("127.0.0.1", port, "m")
+                # Hanging up ends the lookup: remembered as unknown (the default applies).
+                conn.shutdown(socket.SHUT_RDWR)
+            assert ModelFacts() == _wait_learned(windows, port, "m")
+
+
+class TestProgressParser:
+    def _call(self) -> LLMCall:
+        call = _call(11434, "m")
+        call.operation = sc.PULL
+        return call
+
+    def test_lines_split_anywhere(self) -> None:
+        """Progress split mid-line, layers repeated: per-layer maxima summed, final at success."""
+        body = (
+            b'{"status":"pulling manifest"}\n'
+            b'{"status":"pulling aa","digest":"sha256:aa","total":100}\n'
+            b'{"status":"pulling aa","digest":"sha256:aa","total":100,"completed":60}\n'
+            b'{"status":"pulling bb","digest":"sha256:bb","total":10,"completed":10}\n'
+            b'{"status":"pulling aa","digest":"sha256:aa","total":100,"completed":100}\n'
+            b'{"status":"success"}\n'
+        )
+        call = self._call()
+        parser = ollama_models.Progress(call)
+        done = [parser.feed(body[i : i + 7]) for i in range(0, len(body), 7)]
+        assert [True] == [d for d in done if d]
+        assert done[-1] is True
+        assert ("success", 110, 110, 2, 6, None) == (
+            call.op_status,
+            call.op_total_bytes,
+            call.op_completed_bytes,
+            call.op_layers,
+            call.chunks,
+            call.error_type,
+        )
+
+    def test_ended_without_success(self) -> None:
+        """The body ends mid-pull (a last line without newline read): stream_incomplete."""
+        call = self._call()
+        parser = ollama_models.Progress(call)
+        parser.feed(b'{"status":"pulling manifest"}\n{"status":"pulling aa","digest":"sha256:aa"')
+        parser.feed(b',"total":5,"completed":2}')
+        parser.close()
+        assert ("pulling aa", 5, 2, "stream_incomplete") == (
+            call.op_status,
+            call.op_total_bytes,
+            call.op_completed_bytes,
+            call.error_type,
+        )
+
 
 class TestShowParsing:
     def test_parameters_and_model_info(self) -> None:
