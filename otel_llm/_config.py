@@ -88,6 +88,9 @@ class Options:
       ``OTEL_LLM_HTTP_SPANS``).
     * ``baggage_keys``: baggage keys copied to span attributes besides the defaults
       (``OTEL_LLM_BAGGAGE_KEYS``).
+    * ``ollama_context_lookup``: learn each Ollama model's context window from
+      ``/api/show`` and ``/api/ps`` in the background (on; ``OTEL_LLM_OLLAMA_CONTEXT_LOOKUP``);
+      off, only a request's ``options.num_ctx`` gives one (docs/attributes.md).
 
     Metrics and logs (docs/metrics.md):
 
@@ -119,6 +122,7 @@ class Options:
     propagate: bool | None = None
     http_spans: bool | None = None
     baggage_keys: Iterable[str] | None = None
+    ollama_context_lookup: bool | None = None
     meter_provider: Any = None
     metrics_exporter: str | None = None
     metrics: bool | None = None
@@ -168,6 +172,8 @@ class Settings:
     http_spans: bool = False
     cold_load_seconds: float = 0.25
     baggage_keys: frozenset[str] = frozenset()
+    context_lookup: bool = True
+    """Learn context windows from the server (``_context_window``); else request num_ctx only."""
     metric_tags: tuple[str, ...] = ()
     """Baggage keys that become metric attributes (``metric_tags``); captured at span start."""
     _providers_seen: dict[tuple[str, int | None, str | None], str] = field(
@@ -341,6 +347,7 @@ def resolve(options: Options | None = None) -> Settings:
             + list(metric_tags)
         ),
         metric_tags=metric_tags,
+        context_lookup=_either(o.ollama_context_lookup, env.OTEL_LLM_OLLAMA_CONTEXT_LOOKUP, True),
     )
 
 

@@ -103,10 +103,15 @@ class ContextWindows:
         self._queue: queue.Queue[tuple[str, int | None, str]] = queue.Queue(maxsize=64)
         self._worker: threading.Thread | None = None
 
-    def window(self, call: LLMCall) -> Window | None:
-        """The window of ``call``; None while its model's facts are still being learned."""
+    def window(self, call: LLMCall, lookup: bool = True) -> Window | None:
+        """The window of ``call``; None while its model's facts are still being learned.
+
+        ``lookup=False``: only the request's ``num_ctx``, nothing asked of the server.
+        """
         model = call.request_model
         requested = call.num_ctx
+        if not lookup:
+            return Window(requested, "request") if requested else None
         if not model:
             return Window(requested, "request") if requested else None
         facts = self._facts((call.server_address, call.server_port, model))
@@ -224,7 +229,7 @@ def annotate(call: LLMCall) -> None:
         or (call.provider_confirmed or call.provider) != "ollama"
     ):
         return
-    window = windows.window(call)
+    window = windows.window(call, call.settings.context_lookup)
     if window is not None and window.size > 0:
         call.context_size = window.size
         call.context_source = window.source

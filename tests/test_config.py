@@ -63,6 +63,7 @@ class TestOptionNames:
             "baggage_keys",
             "metric_tags",
             "max_tag_values",
+            "ollama_context_lookup",
             "metrics",
             "metrics_exporter",
             "latest_metrics",
