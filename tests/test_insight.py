@@ -138,6 +138,26 @@ class TestContextWindow:
             attrs[sc.OLLAMA_CONTEXT_TRUNCATED],
         )
 
+    def test_openai_compatible_calls_to_ollama(
+        self, mock: MockOllama, collected: Spans, reader: InMemoryMetricReader
+    ) -> None:
+        """/v1 carries no num_ctx: once learned, the Modelfile's window judges it too."""
+        body = {"model": "llama3.2", "messages": [{"role": "user", "content": LONG}]}
+        with httpx.Client(base_url=mock.url) as client:
+            client.post("/v1/chat/completions", json=body).raise_for_status()
+            learn(mock, "llama3.2")
+            collected.clear()
+            client.post("/v1/chat/completions", json=body).raise_for_status()
+        attrs = attributes(collected.one())
+        assert ("ollama", 64, 64, "modelfile", True) == (
+            attrs[sc.PROVIDER_NAME],
+            attrs[sc.USAGE_INPUT_TOKENS],
+            attrs[sc.OLLAMA_CONTEXT_SIZE],
+            attrs[sc.OLLAMA_CONTEXT_SOURCE],
+            attrs[sc.OLLAMA_CONTEXT_TRUNCATED],
+        )
+        assert sc.OLLAMA_WAIT_DURATION not in attrs  # /v1 reports no total_duration
+
     def test_loaded_window_without_a_modelfile_num_ctx(
         self, mock: MockOllama, collected: Spans, reader: InMemoryMetricReader
     ) -> None:

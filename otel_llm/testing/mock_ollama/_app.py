@@ -582,6 +582,7 @@ class _App:
         created = int(time.time())
         model, scenario = self._scenario(payload.get("model"))
         prompt = sum(_count(m.get("content")) for m in messages if isinstance(m, dict))
+        prompt = min(prompt, self._window(model, {}))  # /v1 has no num_ctx: the model's
         tools = bool(payload.get("tools"))
         limit = payload.get("max_tokens")
         plan = _plan(model, scenario, prompt, think=think, tools=tools, limit=limit)
