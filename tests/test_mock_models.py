@@ -141,18 +141,24 @@ class TestContextWindow:
 
 class TestQueue:
     def test_parallel_one_serves_in_turn(self, mock: MockOllama) -> None:
-        """With parallel=1 a quick call behind a slow one answers after it, not before."""
+        """With parallel=1 a quick call behind a slow one is answered after it, not before."""
         mock.parallel = 1
         mock.scenarios["slow"] = Scenario(ttft=0.3)
-        order: list[str] = []
+        answered: dict[str, tuple[str, str]] = {}
 
         def call(model: str) -> None:
-            httpx.post(
+            reply = httpx.post(
                 f"{mock.url}/api/chat",
-                json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                json={
+                    "model": model,
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "stream": False,
+                },
                 timeout=10,
-            )
-            order.append(model)
+            ).json()
+            # created_at is stamped when the answer is built: the server's own order.
+            stamp, _, fraction = reply["created_at"].rstrip("Z").partition(".")
+            answered[model] = (stamp, fraction.ljust(9, "0"))
 
         first = threading.Thread(target=call, args=("slow",))
         first.start()
@@ -160,4 +166,4 @@ class TestQueue:
             threading.Event().wait(0.005)
         call("llama3.2")  # no delay of its own, but the only slot is taken: it waits
         first.join()
-        assert ["slow", "llama3.2"] == order
+        assert answered["slow"] <= answered["llama3.2"]
