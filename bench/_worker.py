@@ -5,17 +5,21 @@ protocol pipe (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``), then r
 commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a line:
 
 * ``{"cmd": "batch", "kind": K, "mode": "call"|"stream", "n": N}`` runs N calls and
-  returns the CPU (``time.thread_time``) and wall time of each, in seconds, plus the
-  spans exported meanwhile. A streamed call is split in three phases: ``open`` (the
-  call up to its first part), ``mid`` (every part after it but the last) and ``end``
-  (the last part, the end of the iterator and the response's close).
+  returns the CPU (``time.thread_time``) and wall time of each, in seconds, the
+  whole process's CPU per call over the batch and one metrics collection
+  (``proc``), plus the spans exported meanwhile. A streamed call is split in three
+  phases: ``open`` (the call up to its first part), ``mid`` (every part after it but
+  the last) and ``end`` (the last part, the end of the iterator and the response's
+  close).
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
 
-Kinds: ``ollama-sync``, ``ollama-async`` (the official client's ``chat``) and
+Kinds: ``ollama-sync``, ``ollama-async`` (the official client's ``chat``),
+``openai-sync``, ``openai-async`` (``chat.completions.create`` on ``/v1``) and
 ``httpx-sync``, ``httpx-async`` (``POST /api/chat``, the body read and decoded as JSON;
-streamed: ``iter_lines`` + ``json.loads``). Every configuration exports through the same
+streamed: ``iter_lines`` + ``json.loads``); ``@100k`` / ``@1m`` after a kind: a prompt
+of that size instead of 1 KB. Every configuration exports through the same
 SDK ``TracerProvider`` + ``SimpleSpanProcessor`` + a counting exporter.
 """
 
@@ -44,8 +48,29 @@ from opentelemetry.sdk.trace.export import (
 CALL_MODEL = "bench-call"
 STREAM_MODEL = "bench-stream"
 RSS_MODEL = "bench-rss"
-MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
-KINDS = ("ollama-sync", "ollama-async", "httpx-sync", "httpx-async")
+PROMPT_BYTES = {"": 1_000, "100k": 100_000, "1m": 1_000_000}
+"""Prompt sizes: a kind's ``@100k`` / ``@1m`` suffix; 1 KB without one."""
+CLIENTS = ("ollama", "openai", "httpx")
+
+
+def messages(size: str = "") -> list[dict[str, str]]:
+    """A user prompt of about ``PROMPT_BYTES[size]`` bytes of JSON (RAG-like text)."""
+    words = "Why is the sky blue? Consider Rayleigh scattering of sunlight by air. "
+    text = (words * (PROMPT_BYTES[size] // len(words) + 1))[: PROMPT_BYTES[size]]
+    return [{"role": "user", "content": text}]
+
+
+MESSAGES = messages()
+
+
+def parse_kind(kind: str) -> tuple[str, bool, str]:
+    """``"httpx-sync@100k"`` -> (client, is_async, prompt size key)."""
+    name, _, size = kind.partition("@")
+    client, _, mode = name.partition("-")
+    if client not in CLIENTS or mode not in ("sync", "async") or size not in PROMPT_BYTES:
+        raise ValueError(f"unknown kind {kind!r}")
+    return client, mode == "async", size
+
 
 PACKAGES = (
     "otel-llm",
@@ -59,7 +84,10 @@ PACKAGES = (
     "openinference-instrumentation-ollama",
     "openinference-instrumentation",
     "openinference-semantic-conventions",
+    "opentelemetry-instrumentation-openai",
+    "openinference-instrumentation-openai",
     "ollama",
+    "openai",
     "httpx",
     "httpcore",
     "h11",
@@ -124,16 +152,39 @@ def _otel_llm_lean(tp: TracerProvider, mp: MeterProvider) -> None:
     )
 
 
+def _otel_llm_baseline(tp: TracerProvider, mp: MeterProvider) -> None:
+    """``otel_llm`` from the directory ``run.py --baseline`` names: before vs after."""
+    where = os.environ.get("BENCH_OTEL_LLM_BASELINE")
+    if not where:
+        raise RuntimeError("no --baseline directory given")
+    sys.path.insert(0, where)
+    import otel_llm
+
+    if not otel_llm.__file__ or not otel_llm.__file__.startswith(where):
+        raise RuntimeError(f"otel_llm came from {otel_llm.__file__}, not {where}")
+    otel_llm.instrument(tracer_provider=tp, meter_provider=mp, http_spans=False)
+
+
 def _openllmetry(tp: TracerProvider, mp: MeterProvider) -> None:
+    """Its ``ollama`` instrumentor, and its ``openai`` one if installed (as Traceloop's
+    SDK would instrument both); each client's calls go through one of them."""
     from opentelemetry.instrumentation.ollama import OllamaInstrumentor
 
     OllamaInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    with contextlib.suppress(ImportError):
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
 
 
 def _openinference(tp: TracerProvider, mp: MeterProvider) -> None:
     from openinference.instrumentation.ollama import OllamaInstrumentor
 
     OllamaInstrumentor().instrument(tracer_provider=tp)
+    with contextlib.suppress(ImportError):
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp)
 
 
 CONFIGS: dict[str, Callable[[TracerProvider, MeterProvider], None]] = {
@@ -143,6 +194,7 @@ CONFIGS: dict[str, Callable[[TracerProvider, MeterProvider], None]] = {
     "otel_llm-spans": _otel_llm_spans,
     "otel_llm": _otel_llm,
     "otel_llm-lean": _otel_llm_lean,
+    "otel_llm-baseline": _otel_llm_baseline,
     "openllmetry": _openllmetry,
     "openinference": _openinference,
 }
@@ -162,136 +214,157 @@ class Clients:
         self.chat_url = url + "/api/chat"
         self.ollama = ollama.Client(host=url)
         self.httpx = httpx.Client()
+        self.openai: Any = None
+        self.aopenai: Any = None
+        try:
+            import openai
+        except ImportError:
+            openai = None  # type: ignore[assignment]
+        if openai is not None:
+            self.openai = openai.OpenAI(base_url=url + "/v1", api_key="bench")
 
-        async def make() -> tuple[Any, Any]:
-            return ollama.AsyncClient(host=url), httpx.AsyncClient()
+        async def make() -> tuple[Any, Any, Any]:
+            aopenai = (
+                openai.AsyncOpenAI(base_url=url + "/v1", api_key="bench")
+                if openai is not None
+                else None
+            )
+            return ollama.AsyncClient(host=url), httpx.AsyncClient(), aopenai
 
-        self.aollama, self.ahttpx = loop.run_until_complete(make())
+        self.aollama, self.ahttpx, self.aopenai = loop.run_until_complete(make())
 
 
-def _body(model: str, stream: bool) -> dict[str, Any]:
-    return {"model": model, "messages": MESSAGES, "stream": stream}
+def _body(model: str, stream: bool, msgs: list[dict[str, str]] = MESSAGES) -> dict[str, Any]:
+    return {"model": model, "messages": msgs, "stream": stream}
+
+
+def _done(client: str, reply: Any) -> bool:
+    """The reply is complete (each client's own way of saying so)."""
+    if client == "ollama":
+        return bool(reply.done)
+    if client == "openai":
+        return reply.choices[0].finish_reason is not None
+    return bool(reply["done"])
 
 
 def run_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
     """N unstreamed calls; per call CPU and wall seconds."""
+    client, _, size = parse_kind(kind)
+    msgs = messages(size)
     cpu: list[float] = []
     wall: list[float] = []
     tt, pc = time.thread_time, time.perf_counter
-    if kind == "ollama-sync":
-        client = c.ollama
-        for _ in range(n):
-            t0, w0 = tt(), pc()
-            reply = client.chat(model=CALL_MODEL, messages=MESSAGES)
-            t1, w1 = tt(), pc()
-            cpu.append(t1 - t0)
-            wall.append(w1 - w0)
-        assert reply.done
-    elif kind == "httpx-sync":
-        hclient, url, body = c.httpx, c.chat_url, _body(CALL_MODEL, False)
-        for _ in range(n):
-            t0, w0 = tt(), pc()
-            data = hclient.post(url, json=body).json()
-            t1, w1 = tt(), pc()
-            cpu.append(t1 - t0)
-            wall.append(w1 - w0)
-        assert data["done"]
+    call: Callable[[], Any]
+    if client == "ollama":
+        chat = c.ollama.chat
+        call = lambda: chat(model=CALL_MODEL, messages=msgs)  # noqa: E731
+    elif client == "openai":
+        create = c.openai.chat.completions.create
+        call = lambda: create(model=CALL_MODEL, messages=msgs)  # noqa: E731
     else:
-        raise ValueError(kind)
+        post, url, body = c.httpx.post, c.chat_url, _body(CALL_MODEL, False, msgs)
+        call = lambda: post(url, json=body).json()  # noqa: E731
+    for _ in range(n):
+        t0, w0 = tt(), pc()
+        reply = call()
+        t1, w1 = tt(), pc()
+        cpu.append(t1 - t0)
+        wall.append(w1 - w0)
+    assert _done(client, reply)
     return cpu, wall
 
 
 async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
     """Async twin of ``run_calls`` (CPU of the loop thread, which is this one)."""
+    client, _, size = parse_kind(kind)
+    msgs = messages(size)
     cpu: list[float] = []
     wall: list[float] = []
     tt, pc = time.thread_time, time.perf_counter
-    if kind == "ollama-async":
-        client = c.aollama
-        for _ in range(n):
-            t0, w0 = tt(), pc()
-            reply = await client.chat(model=CALL_MODEL, messages=MESSAGES)
-            t1, w1 = tt(), pc()
-            cpu.append(t1 - t0)
-            wall.append(w1 - w0)
-        assert reply.done
-    elif kind == "httpx-async":
-        hclient, url, body = c.ahttpx, c.chat_url, _body(CALL_MODEL, False)
-        for _ in range(n):
-            t0, w0 = tt(), pc()
-            data = (await hclient.post(url, json=body)).json()
-            t1, w1 = tt(), pc()
-            cpu.append(t1 - t0)
-            wall.append(w1 - w0)
-        assert data["done"]
-    else:
-        raise ValueError(kind)
+    body = _body(CALL_MODEL, False, msgs)
+    for _ in range(n):
+        t0, w0 = tt(), pc()
+        if client == "ollama":
+            reply = await c.aollama.chat(model=CALL_MODEL, messages=msgs)
+        elif client == "openai":
+            reply = await c.aopenai.chat.completions.create(model=CALL_MODEL, messages=msgs)
+        else:
+            reply = (await c.ahttpx.post(c.chat_url, json=body)).json()
+        t1, w1 = tt(), pc()
+        cpu.append(t1 - t0)
+        wall.append(w1 - w0)
+    assert _done(client, reply)
     return cpu, wall
+
+
+def _stream_done(client: str, last: Any) -> bool:
+    if client == "ollama":
+        return bool(last.done)
+    if client == "openai":
+        return any(ch.finish_reason for ch in last.choices) or last.usage is not None
+    return bool(last["done"])
 
 
 def stream_once(c: Clients, kind: str, model: str) -> tuple[int, float, float, float, float]:
     """One streamed call: (parts, open CPU, mid CPU, end CPU, wall)."""
+    client, _, _ = parse_kind(kind)
     tt, pc = time.thread_time, time.perf_counter
     t0, w0 = tt(), pc()
-    if kind == "ollama-sync":
-        parts = iter(c.ollama.chat(model=model, messages=MESSAGES, stream=True))
+    with contextlib.ExitStack() as stack:
+        parts: Any
+        if client == "ollama":
+            parts = iter(c.ollama.chat(model=model, messages=MESSAGES, stream=True))
+        elif client == "openai":
+            parts = stack.enter_context(
+                c.openai.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+            )
+            parts = iter(parts)
+        else:
+            response = stack.enter_context(
+                c.httpx.stream("POST", c.chat_url, json=_body(model, True))
+            )
+            parts = map(json.loads, response.iter_lines())
         last = next(parts)
         t1 = tt()
         count, t2, cur = 1, t1, t1
         for part in parts:  # t2: when the next-to-last part arrived
             t2, cur = cur, tt()
             last, count = part, count + 1
-        t3 = tt()
-        done = last.done
-    elif kind == "httpx-sync":
-        loads = json.loads
-        with c.httpx.stream("POST", c.chat_url, json=_body(model, True)) as response:
-            lines = response.iter_lines()
-            record = loads(next(lines))
-            t1 = tt()
-            count, t2, cur = 1, t1, t1
-            for line in lines:
-                t2, cur = cur, tt()
-                record, count = loads(line), count + 1
-        t3 = tt()
-        done = record["done"]
-    else:
-        raise ValueError(kind)
+    t3 = tt()
     w3 = pc()
-    assert done, "stream did not end with its final record"
+    assert _stream_done(client, last), "stream did not end with its final record"
     return count, t1 - t0, t2 - t1, t3 - t2, w3 - w0
 
 
 async def astream_once(c: Clients, kind: str, model: str) -> tuple[int, float, float, float, float]:
     """Async twin of ``stream_once``."""
+    client, _, _ = parse_kind(kind)
     tt, pc = time.thread_time, time.perf_counter
     t0, w0 = tt(), pc()
-    if kind == "ollama-async":
-        parts = (await c.aollama.chat(model=model, messages=MESSAGES, stream=True)).__aiter__()
-        last = await parts.__anext__()
+    async with contextlib.AsyncExitStack() as stack:
+        parts: Any
+        loads: Callable[[Any], Any] = lambda x: x  # noqa: E731
+        if client == "ollama":
+            parts = (await c.aollama.chat(model=model, messages=MESSAGES, stream=True)).__aiter__()
+        elif client == "openai":
+            stream = await c.aopenai.chat.completions.create(
+                model=model, messages=MESSAGES, stream=True
+            )
+            parts = (await stack.enter_async_context(stream)).__aiter__()
+        else:
+            response = await stack.enter_async_context(
+                c.ahttpx.stream("POST", c.chat_url, json=_body(model, True))
+            )
+            parts, loads = response.aiter_lines().__aiter__(), json.loads
+        last = loads(await parts.__anext__())
         t1 = tt()
         count, t2, cur = 1, t1, t1
         async for part in parts:
             t2, cur = cur, tt()
-            last, count = part, count + 1
-        t3 = tt()
-        done = last.done
-    elif kind == "httpx-async":
-        loads = json.loads
-        async with c.ahttpx.stream("POST", c.chat_url, json=_body(model, True)) as response:
-            lines = response.aiter_lines().__aiter__()
-            record = loads(await lines.__anext__())
-            t1 = tt()
-            count, t2, cur = 1, t1, t1
-            async for line in lines:
-                t2, cur = cur, tt()
-                record, count = loads(line), count + 1
-        t3 = tt()
-        done = record["done"]
-    else:
-        raise ValueError(kind)
+            last, count = loads(part), count + 1
+    t3 = tt()
     w3 = pc()
-    assert done, "stream did not end with its final record"
+    assert _stream_done(client, last), "stream did not end with its final record"
     return count, t1 - t0, t2 - t1, t3 - t2, w3 - w0
 
 
@@ -313,8 +386,9 @@ class Worker:
     def batch(self, kind: str, mode: str, n: int) -> dict[str, Any]:
         before = self.exporter.count
         out: dict[str, Any] = {"calls": n}
+        p0 = time.process_time()
         if mode == "call":
-            if kind.endswith("-async"):
+            if parse_kind(kind)[1]:
                 cpu, wall = self.loop.run_until_complete(arun_calls(self.clients, kind, n))
             else:
                 cpu, wall = run_calls(self.clients, kind, n)
@@ -322,7 +396,7 @@ class Worker:
         else:
             rows = (
                 [self.loop.run_until_complete(self._astreams(kind, n))]
-                if kind.endswith("-async")
+                if parse_kind(kind)[1]
                 else [[stream_once(self.clients, kind, STREAM_MODEL) for _ in range(n)]]
             )[0]
             out.update(
@@ -333,6 +407,17 @@ class Worker:
                 cpu=[r[1] + r[2] + r[3] for r in rows],
                 wall=[r[4] for r in rows],
             )
+        # Whole-process CPU (every thread: exporters, collectors) per call, with a
+        # metrics collection as a periodic reader would make, so work deferred to
+        # collection time counts wherever it runs. A second collection right after
+        # measures what any collection costs (exporting every series again); that fixed
+        # cost is taken out, since a 60 s export interval spreads it over far more calls
+        # than one batch.
+        self.reader.get_metrics_data()
+        p1 = time.process_time()
+        self.reader.get_metrics_data()
+        fixed = time.process_time() - p1
+        out["proc"] = [(p1 - p0 - fixed) / n]
         out["spans"] = self.exporter.count - before
         return out
 
@@ -341,7 +426,7 @@ class Worker:
 
     def rss(self, kind: str) -> dict[str, Any]:
         """Peak RSS of this fresh process around one long stream."""
-        is_async = kind.endswith("-async")
+        is_async = parse_kind(kind)[1]
 
         def one(model: str) -> int:
             if is_async:

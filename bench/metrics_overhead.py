@@ -7,8 +7,8 @@ real HTTP on 127.0.0.1) through one keep-alive ``httpx.Client``. CPU is the call
 thread's (``time.thread_time``).
 Configurations are interleaved round by round (instrumentation is switched between
 batches) and the median batch is reported, so drift hits every configuration alike.
-A second table times the metrics sink alone on recorded calls: the cost per call
-that ``instrument()`` adds on top of the span.
+A second table times the metrics sink alone on recorded calls: the hand-off per call
+(the calling thread) and the fold into the SDK at collection time.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 import otel_llm
-from otel_llm import instruments, metrics
+from otel_llm import metrics
 from otel_llm._config import Settings
 from otel_llm._types import LLMCall
 
@@ -120,24 +120,28 @@ def _recorded_calls(url: str) -> dict[str, LLMCall]:
 
 
 def _sink_alone(url: str, rounds: int, n: int) -> dict[tuple[str, str], float]:
-    """CPU µs of one ``Recorder(call)``: the metrics cost per call, nothing else."""
+    """CPU µs per call of the metrics sink: the hand-off (``recorder(call)``, the
+    calling thread's share) and the fold (``flush``, at collection), for each set."""
     calls = _recorded_calls(url)
     out: dict[tuple[str, str], float] = {}
     for latest in (False, True):
         provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
         meter = provider.get_meter("bench")
-        recorder = metrics.Recorder(
-            instruments.build(meter, latest), metrics.ModelCap(), Settings()
-        )
+        recorder = metrics.recorder(meter, latest, metrics.ModelCap(), Settings(), limit=n + 1)
+        label = "latest" if latest else "classic"
         for kind, call in calls.items():
-            samples = []
+            handoff, fold = [], []
             for _ in range(rounds):
                 gc.collect()
                 start = time.thread_time()
                 for _ in range(n):
                     recorder(call)
-                samples.append((time.thread_time() - start) / n * 1e6)
-            out[(kind, "latest" if latest else "classic")] = statistics.median(samples)
+                mid = time.thread_time()
+                recorder.flush()
+                handoff.append((mid - start) / n * 1e6)
+                fold.append((time.thread_time() - mid) / n * 1e6)
+            out[(kind, f"{label} hand-off")] = statistics.median(handoff)
+            out[(kind, f"{label} fold")] = statistics.median(fold)
     return out
 
 
@@ -185,10 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" ({with_metrics / spans:.2f}x spans only)",
             end="",
         )
-    print("\n\nThe metrics sink alone (Recorder(call), one reader), µs per call:")
-    print(f"{'call kind':<12}{'classic':>10}{'latest':>10}")
+    print("\n\nThe metrics sink alone (one reader), µs per call: the hand-off in the calling")
+    print("thread, then the fold into the SDK at collection time (any thread):")
+    heads = ("classic hand-off", "classic fold", "latest hand-off", "latest fold")
+    print(f"{'call kind':<12}" + "".join(f"{h:>18}" for h in heads))
     for kind in ("call", "stream"):
-        print(f"{kind:<12}{alone[(kind, 'classic')]:>10.1f}{alone[(kind, 'latest')]:>10.1f}")
+        print(f"{kind:<12}" + "".join(f"{alone[(kind, h)]:>18.1f}" for h in heads))
     return 0
 
 

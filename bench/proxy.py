@@ -8,17 +8,20 @@ as little noise as possible). Direct and proxied requests are interleaved in bat
     .venv/bin/python bench/proxy.py             # the proxy as shipped (uvicorn)
     .venv/bin/python bench/proxy.py --servers   # also uvicorn h11/asyncio and granian
     .venv/bin/python bench/proxy.py --quick     # fewer requests, shorter runs
+    .venv/bin/python bench/proxy.py --baseline DIR  # also an older tree, same rounds
 
 Reports: added p50/p99 latency of non-streaming calls, added time to first chunk of
-streams, throughput at 1, 16 and 64 concurrent streams (paced like a model at 50 tokens/s,
+streams, throughput at 16 and 64 concurrent streams (paced like a model at 50 tokens/s,
 and unpaced: the mock as fast as it can), and the proxy's CPU time per request (its
-process tree's user+system time, from /proc).
+process tree's user+system time, from /proc). Targets take turns in rounds and each
+figure is a median over rounds, so the machine's noise hits every target alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -106,11 +109,13 @@ def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 20) -> No
 
 
 @contextmanager
-def process(args: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[int]:
+def process(
+    args: Sequence[str], port: int, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> Iterator[int]:
     """Run ``args`` until the block ends; yields its pid once ``port`` accepts."""
     proc = subprocess.Popen(
         list(args),
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -239,20 +244,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def sequential(ports: dict[str, int], body: bytes, n: int, batch: int = 50) -> dict[str, Any]:
-    """``n`` requests to each target on one keep-alive connection, interleaved in batches."""
+async def sequential(
+    ports: dict[str, int], body: bytes, n: int, batch: int = 50
+) -> dict[str, list[list[Result]]]:
+    """``n`` requests to each target on one keep-alive connection, in interleaved rounds.
+
+    Each round sends ``batch`` requests to every target in turn (the order rotating), so
+    noise from the other processes on the machine hits all targets alike; the report
+    compares targets round by round.
+    """
     conns = {name: Conn(port) for name, port in ports.items()}
-    samples: dict[str, list[Result]] = {name: [] for name in ports}
+    rounds: dict[str, list[list[Result]]] = {name: [] for name in ports}
+    names = list(conns)
     for conn in conns.values():  # warm up
         for _ in range(20):
             await conn.request("/api/chat", body)
-    for _ in range(0, n, batch):
-        for name, conn in conns.items():
-            for _ in range(batch):
-                samples[name].append(await conn.request("/api/chat", body))
+    for index in range(max(1, n // batch)):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            conn = conns[name]
+            rounds[name].append([await conn.request("/api/chat", body) for _ in range(batch)])
     for conn in conns.values():
         conn.close()
-    return samples
+    return rounds
 
 
 async def throughput(
@@ -285,73 +299,107 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}"
 
 
-async def measure(proxy_pid: int, ports: dict[str, int], quick: bool) -> dict[str, Any]:
+def added(rounds: dict[str, list[list[Result]]], name: str, field: str) -> dict[str, float]:
+    """Paired figures for ``name`` against ``direct``: the median over rounds of the
+    round's p50 difference, and p99 over all requests (minus direct's)."""
+    diffs = [
+        statistics.median(getattr(r, field) for r in mine)
+        - statistics.median(getattr(r, field) for r in direct)
+        for mine, direct in zip(rounds[name], rounds["direct"], strict=True)
+    ]
+    every = [getattr(r, field) for batch in rounds[name] for r in batch]
+    direct_all = [getattr(r, field) for batch in rounds["direct"] for r in batch]
+    return {
+        "p50": pct(every, 0.5),
+        "p99": pct(every, 0.99),
+        "added_p50": statistics.median(diffs),
+        "added_p50_q1": pct(diffs, 0.25),
+        "added_p50_q3": pct(diffs, 0.75),
+        "added_p99": pct(every, 0.99) - pct(direct_all, 0.99),
+    }
+
+
+async def measure(pids: dict[str, int], ports: dict[str, int], quick: bool) -> dict[str, Any]:
+    """Every figure for every target; ``pids`` are the proxies (CPU is read from /proc)."""
     n = 400 if quick else 2000
-    seconds = 2.0 if quick else 4.0
-    out: dict[str, Any] = {}
-    before = cpu_seconds(proxy_pid)
+    seconds = 1.0 if quick else 2.0
+    repeats = 3 if quick else 5
+    out: dict[str, Any] = {"unary": {}, "ttft": {}, "cpu_per_unary": {}, "throughput": {}}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     unary = await sequential(ports, payload("fast", False), n)
-    cpu = cpu_seconds(proxy_pid) - before
-    out["unary"] = {
-        name: {
-            "p50": pct([r.total for r in rs], 0.5),
-            "p99": pct([r.total for r in rs], 0.99),
-            "mean": statistics.fmean(r.total for r in rs),
-        }
-        for name, rs in unary.items()
-    }
-    out["cpu_per_unary"] = cpu / (len(unary["proxy"]) + 20)
+    for name, pid in pids.items():
+        calls = sum(len(b) for b in unary[name]) + 20
+        out["cpu_per_unary"][name] = (cpu_seconds(pid) - before[name]) / calls
     streams = await sequential(ports, payload("fast", True), n // 2)
-    out["ttft"] = {
-        name: {"p50": pct([r.ttft for r in rs], 0.5), "p99": pct([r.ttft for r in rs], 0.99)}
-        for name, rs in streams.items()
-    }
-    out["throughput"] = {}
+    for name in ports:
+        out["unary"][name] = added(unary, name, "total")
+        out["ttft"][name] = added(streams, name, "ttft")
+    names = list(ports)
     for model in ("paced", "fast"):
-        for concurrency in (1, 16, 64):
-            row = {}
-            for name, port in ports.items():
-                before = cpu_seconds(proxy_pid)
-                rate, chunk_rate = await throughput(
-                    port, payload(model, True), concurrency, seconds
-                )
-                row[name] = rate
-                if name == "proxy":
-                    used = cpu_seconds(proxy_pid) - before
-                    row["cpu_per_stream"] = used / max(1.0, rate * seconds)
-                    row["cpu_share"] = used / seconds
-                    row["chunk_rate"] = chunk_rate
+        for concurrency in (16, 64):
+            rates: dict[str, list[float]] = {name: [] for name in names}
+            cpu: dict[str, list[float]] = {name: [] for name in pids}
+            for index in range(repeats):
+                shift = index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    start = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rate, _ = await throughput(
+                        ports[name], payload(model, True), concurrency, seconds
+                    )
+                    rates[name].append(rate)
+                    if name in pids:
+                        used = cpu_seconds(pids[name]) - start
+                        cpu[name].append(used / max(1.0, rate * seconds))
+            row: dict[str, Any] = {name: statistics.median(v) for name, v in rates.items()}
+            row["cpu_per_stream"] = {name: statistics.median(v) for name, v in cpu.items()}
             out["throughput"][f"{model} x{concurrency}"] = row
     return out
 
 
 def report(name: str, r: dict[str, Any]) -> str:
-    u, t = r["unary"], r["ttft"]
+    proxies = [p for p in r["unary"] if p != "direct"]
     lines = [
         f"### {name}",
         "",
-        "| measure | direct | proxy | added |",
-        "|---|---:|---:|---:|",
+        "Added = median over interleaved rounds of (round p50 through the proxy - round p50"
+        " direct), with the interquartile range of the rounds; p99 over all requests.",
+        "",
+        "| measure | direct | " + " | ".join(proxies) + " |",
+        "|---|---:|" + "---:|" * len(proxies),
     ]
-    for key in ("p50", "p99"):
-        d, p = u["direct"][key], u["proxy"][key]
-        lines.append(f"| non-streaming latency {key} (ms) | {ms(d)} | {ms(p)} | {ms(p - d)} |")
-    for key in ("p50", "p99"):
-        d, p = t["direct"][key], t["proxy"][key]
-        lines.append(f"| time to first chunk {key} (ms) | {ms(d)} | {ms(p)} | {ms(p - d)} |")
-    lines.append(f"| proxy CPU per non-streaming call (ms) | | {ms(r['cpu_per_unary'])} | |")
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    for key, title in (("unary", "non-streaming latency"), ("ttft", "time to first chunk")):
+        d = r[key]["direct"]
+        row(f"{title} p50 (ms)", [ms(d["p50"])] + [ms(r[key][p]["p50"]) for p in proxies])
+        row(
+            f"{title}: added p50 (ms) [IQR]",
+            [""]
+            + [
+                f"**{ms(r[key][p]['added_p50'])}** [{ms(r[key][p]['added_p50_q1'])},"
+                f" {ms(r[key][p]['added_p50_q3'])}]"
+                for p in proxies
+            ],
+        )
+        row(f"{title}: added p99 (ms)", [""] + [ms(r[key][p]["added_p99"]) for p in proxies])
+    row(
+        "proxy CPU per non-streaming call (ms)", [""] + [ms(r["cpu_per_unary"][p]) for p in proxies]
+    )
     lines += [
         "",
-        "| streams (25 chunks each) | direct streams/s | proxy streams/s | ratio | proxy CPU per"
-        " stream (ms) | proxy CPU (cores) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| streams (25 chunks), median of rounds | direct streams/s | "
+        + " | ".join(f"{p} streams/s (ratio, CPU ms/stream)" for p in proxies)
+        + " |",
+        "|---|---:|" + "---:|" * len(proxies),
     ]
-    for label, row in r["throughput"].items():
-        ratio = row["proxy"] / row["direct"] if row["direct"] else 0.0
-        lines.append(
-            f"| {label} | {row['direct']:.1f} | {row['proxy']:.1f} | {ratio:.0%} |"
-            f" {ms(row['cpu_per_stream'])} | {row['cpu_share']:.2f} |"
-        )
+    for label, t in r["throughput"].items():
+        cells = [f"{t['direct']:.1f}"]
+        for p in proxies:
+            ratio = t[p] / t["direct"] if t["direct"] else 0.0
+            cells.append(f"{t[p]:.1f} ({ratio:.0%}, {ms(t['cpu_per_stream'][p])})")
+        row(label, cells)
     return "\n".join(lines)
 
 
@@ -368,21 +416,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
     parser.add_argument("--servers", action="store_true", help="compare uvicorn and granian")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree (e.g. a `git archive` of an older commit): its proxy is"
+        " measured in the same interleaved rounds, as `baseline`",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     which = ["uvicorn", "uvicorn-h11", "granian"] if args.servers else ["uvicorn"]
-    mock_port, sink_port, proxy_port = free_port(), free_port(), free_port()
+    mock_port, sink_port = free_port(), free_port()
     results: dict[str, Any] = {}
     print(f"# proxy benchmark ({os.cpu_count()} cores, Python {sys.version.split()[0]})\n")
     with (
         process([PY, "-c", MOCK, str(mock_port)], mock_port),
         process([PY, "-c", SINK, str(sink_port)], sink_port),
+        contextlib.ExitStack() as stack,
     ):
         upstream = f"http://127.0.0.1:{mock_port}"
-        for server in servers(upstream, proxy_port, sink_port, which):
-            with process(server.args, proxy_port, server.env) as pid:
-                ports = {"direct": mock_port, "proxy": proxy_port}
-                result = run(measure(pid, ports, args.quick))
+        base: dict[str, int] = {}
+        if args.baseline is not None:
+            port = free_port()
+            (server,) = servers(upstream, port, sink_port, ["uvicorn"])
+            env = {**server.env, "PYTHONPATH": str(args.baseline.resolve())}
+            base["baseline"] = port
+            pid = stack.enter_context(process(server.args, port, env, cwd=args.baseline))
+            base_pid = {"baseline": pid}
+        else:
+            base_pid = {}
+        for server in servers(upstream, free_port(), sink_port, which):
+            port = int(server.env["OTEL_LLM_PROXY_LISTEN"].rsplit(":", 1)[1])
+            with process(server.args, port, server.env) as pid:
+                ports = {"direct": mock_port, "proxy": port, **base}
+                result = run(measure({"proxy": pid, **base_pid}, ports, args.quick))
             results[server.name] = result
             print(report(server.name, result), "\n", flush=True)
     if args.json:

@@ -52,6 +52,7 @@ CONFIGS = (
     "otel_llm-spans",
     "otel_llm",
     "otel_llm-lean",
+    "otel_llm-baseline",
     "openllmetry",
     "openinference",
 )
@@ -62,8 +63,9 @@ LABELS = {
     "otel_llm-spans": "otel_llm, spans only",
     "otel_llm": "otel_llm, spans + metrics",
     "otel_llm-lean": "otel_llm, spans + metrics without gen_ai.server.*",
-    "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama)",
-    "openinference": "openinference-instrumentation-ollama",
+    "otel_llm-baseline": "otel_llm from --baseline, spans + metrics (before/after)",
+    "openllmetry": "OpenLLMetry (opentelemetry-instrumentation-ollama / -openai)",
+    "openinference": "OpenInference (openinference-instrumentation-ollama / -openai)",
 }
 # Which requirement line a configuration needs beyond the repo itself.
 NEEDS = {
@@ -73,10 +75,18 @@ NEEDS = {
 }
 ANCHORS = ("httpx-instr", "openllmetry", "openinference")
 UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
-OURS = ("otel_llm-spans", "otel_llm")
-KINDS = ("ollama-sync", "ollama-async", "httpx-sync", "httpx-async")
+OURS = ("otel_llm-spans", "otel_llm", "otel_llm-baseline")
+BASELINE_ENV = "BENCH_OTEL_LLM_BASELINE"
+"""Directory holding another ``otel_llm`` package (``--baseline``), for the worker."""
+KINDS = ("ollama-sync", "ollama-async", "openai-sync", "openai-async", "httpx-sync", "httpx-async")
+SIZES = ("100k", "1m")  # prompt sizes besides the default 1 KB (unstreamed calls only)
+SIZED_KINDS = tuple(f"{k}@{size}" for k in KINDS for size in SIZES)
+ALL_KINDS = KINDS + SIZED_KINDS
 TARGET_KINDS = ("ollama-sync", "ollama-async")
 MODES = ("call", "stream")
+CELLS = tuple((k, m) for k in KINDS for m in MODES) + tuple((k, "call") for k in SIZED_KINDS)
+"""(kind, mode) pairs measured every round."""
+SIZED_BATCH = {"100k": 5, "1m": 2}  # calls per batch for the large prompts (slow clients)
 RSS_KIND = "ollama-sync"
 PLAN_CHUNKS = 200  # content chunks per timed stream (the server's --chunks)
 RSS_TARGET_KB = 512  # "within 0.5 MB of bare": 0.5 MiB
@@ -170,11 +180,16 @@ def ensure_venv() -> dict[str, str]:
 # --- processes --------------------------------------------------------------------------------
 
 
+_baseline: list[str] = []  # set by --baseline
+
+
 def _env() -> dict[str, str]:
     """The caller's environment less anything that changes what an instrumentation does."""
     prefixes = ("OTEL_", "TRACELOOP_", "OPENINFERENCE_", "OLLAMA_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if _baseline:
+        env[BASELINE_ENV] = _baseline[0]
     return env
 
 
@@ -305,7 +320,7 @@ class Cell:
     broken: str | None = None
 
     def add(self, reply: dict[str, Any]) -> None:
-        keys = ("cpu", "wall", "open", "mid", "end")
+        keys = ("cpu", "wall", "open", "mid", "end", "proc")
         batch = {k: reply[k] for k in keys if k in reply}
         self.rounds.append(batch)
         for k, v in batch.items():
@@ -319,9 +334,7 @@ class Cell:
 def measure(
     plan: Plan, workers: dict[str, Worker], log: Any, budget: float, loads: list[float]
 ) -> dict[tuple[str, str, str], Cell]:
-    cells: dict[tuple[str, str, str], Cell] = {
-        (c, k, m): Cell() for c in workers for k in KINDS for m in MODES
-    }
+    cells: dict[tuple[str, str, str], Cell] = {(c, k, m): Cell() for c in workers for k, m in CELLS}
     live = {key: True for key in cells}
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
@@ -336,27 +349,26 @@ def measure(
         elif keep:
             cell.add(reply)
 
+    def batch_size(kind: str, mode: str, warm: bool) -> int:
+        if "@" in kind:
+            return SIZED_BATCH[kind.partition("@")[2]] * (3 if warm else 1)
+        if mode == "call":
+            return plan.warm_calls if warm else plan.call_batch
+        return plan.warm_streams if warm else plan.stream_batch
+
     log("warm-up (and a first span count) in every worker ...")
-    for kind in KINDS:
-        for mode in MODES:
-            for config in workers:
-                run(
-                    config,
-                    kind,
-                    mode,
-                    plan.warm_calls if mode == "call" else plan.warm_streams,
-                    keep=False,
-                )
-    sizes = {"call": plan.call_batch, "stream": plan.stream_batch}
+    for kind, mode in CELLS:
+        for config in workers:
+            run(config, kind, mode, batch_size(kind, mode, True), keep=False)
     names = list(workers)
     started = time.perf_counter()
     for r in range(plan.rounds):
         t0 = time.perf_counter()
-        for i, (kind, mode) in enumerate((k, m) for k in KINDS for m in MODES):
+        for i, (kind, mode) in enumerate(CELLS):
             shift = (r + i) % len(names)  # every config takes every place in the order
             for config in names[shift:] + names[:shift]:
                 if live[config, kind, mode]:
-                    run(config, kind, mode, sizes[mode], keep=True)
+                    run(config, kind, mode, batch_size(kind, mode, False), keep=True)
         now = time.perf_counter()
         if (r + 1) % 10 == 0 or r + 1 == plan.rounds:
             loads.append(_load1(loadavg()))
@@ -452,6 +464,8 @@ class Row:
     call_wall_p95: float = 0.0
     added_call: float = 0.0
     added_call_range: tuple[float, float] = (0.0, 0.0)
+    added_proc_call: float = 0.0  # whole process (every thread, a metrics collection included)
+    added_proc_call_range: tuple[float, float] = (0.0, 0.0)
     stream_status: str | None = None
     stream_cpu: float = 0.0
     stream_cpu_p95: float = 0.0
@@ -464,6 +478,8 @@ class Row:
     added_end_range: tuple[float, float] = (0.0, 0.0)
     added_stream: float = 0.0
     added_stream_range: tuple[float, float] = (0.0, 0.0)
+    added_proc_stream: float = 0.0
+    added_proc_stream_range: tuple[float, float] = (0.0, 0.0)
     stream_spans_per_call: float = 0.0
     n_calls: int = 0
     n_streams: int = 0
@@ -474,11 +490,21 @@ def _per_chunk(mids: Sequence[float], parts: int) -> float:
     return med(mids) / max(1, parts - 2)
 
 
+def _added_proc(cell: Cell, bare: Cell) -> tuple[float, tuple[float, float]]:
+    """Whole-process CPU added per call: median and CI over rounds (0 for old raw data)."""
+    per_round = [
+        (med(a["proc"]) - med(b["proc"])) * US
+        for a, b in zip(cell.rounds, bare.rounds, strict=True)
+        if "proc" in a and "proc" in b
+    ]
+    return (med(per_round), ci(per_round)) if per_round else (0.0, (0.0, 0.0))
+
+
 def summarise(
     cells: dict[tuple[str, str, str], Cell], configs: Sequence[str], unavailable: dict[str, str]
 ) -> dict[str, list[Row]]:
     tables: dict[str, list[Row]] = {}
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         rows: list[Row] = []
         bare_c = cells.get(("bare", kind, "call"))
         bare_s = cells.get(("bare", kind, "stream"))
@@ -488,8 +514,13 @@ def summarise(
             if config in unavailable:
                 row.status = row.stream_status = f"unavailable: {unavailable[config]}"
                 continue
-            c, s = cells[config, kind, "call"], cells[config, kind, "stream"]
-            row.status, row.stream_status = c.broken, s.broken
+            c = cells.get((config, kind, "call"))
+            s = cells.get((config, kind, "stream"))
+            if c is None:
+                row.status = row.stream_status = "not measured"
+                continue
+            row.status = c.broken
+            row.stream_status = "not measured" if s is None else s.broken
             if c.broken is None and bare_c is not None and bare_c.broken is None:
                 cpu, wall = c.samples["cpu"], c.samples["wall"]
                 row.n_calls, row.rounds = len(cpu), len(c.rounds)
@@ -502,7 +533,8 @@ def summarise(
                 ]
                 row.added_call = med(per_round)
                 row.added_call_range = ci(per_round)
-            if s.broken is None and bare_s is not None and bare_s.broken is None:
+                row.added_proc_call, row.added_proc_call_range = _added_proc(c, bare_c)
+            if s is not None and s.broken is None and bare_s is not None and bare_s.broken is None:
                 row.stream_spans_per_call = s.spans / max(1, s.calls)
                 row.n_streams = len(s.samples["cpu"])
                 row.stream_cpu = med(s.samples["cpu"]) * US
@@ -523,6 +555,7 @@ def summarise(
                 row.added_end = med(end_rounds)
                 row.added_chunk_range = ci(chunk_rounds)
                 row.added_end_range = ci(end_rounds)
+                row.added_proc_stream, row.added_proc_stream_range = _added_proc(s, bare_s)
         tables[kind] = rows
     return tables
 
@@ -578,7 +611,7 @@ def report(
         body = []
         for r in rows:
             if r.status:
-                body.append([LABELS[r.config], r.status, "", "", "", "", ""])
+                body.append([LABELS[r.config], r.status, "", "", "", "", "", ""])
                 continue
             body.append(
                 [
@@ -588,6 +621,9 @@ def report(
                     f"{f1(r.call_wall)} / {f1(r.call_wall_p95)}",
                     "—" if r.config == "bare" else f"**{f1(r.added_call)}**",
                     "" if r.config == "bare" else rng(r.added_call_range),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f1(r.added_proc_call)}** ({rng(r.added_proc_call_range)})",
                     _ratio(r.call_cpu, bare.call_cpu),
                 ]
             )
@@ -599,6 +635,7 @@ def report(
                 "wall µs median / p95",
                 "added CPU µs/call",
                 "added, 95% CI",
+                "added whole-process CPU µs/call (95% CI)",
                 "CPU vs bare",
             ],
             body,
@@ -612,7 +649,7 @@ def report(
         body = []
         for r in rows:
             if r.stream_status:
-                body.append([LABELS[r.config], r.stream_status] + [""] * 7)
+                body.append([LABELS[r.config], r.stream_status] + [""] * 8)
                 continue
             body.append(
                 [
@@ -628,6 +665,9 @@ def report(
                     if r.config == "bare"
                     else f"**{f1(r.added_end)}** ({rng(r.added_end_range)})",
                     "—" if r.config == "bare" else f1(r.added_stream),
+                    "—"
+                    if r.config == "bare"
+                    else f"**{f1(r.added_proc_stream)}** ({rng(r.added_proc_stream_range)})",
                     _ratio(r.stream_cpu, bare.stream_cpu),
                 ]
             )
@@ -641,6 +681,7 @@ def report(
                 "added µs at open",
                 "added µs at end of stream (95% CI)",
                 "added µs/stream",
+                "added whole-process µs/stream (95% CI)",
                 "CPU vs bare",
             ],
             body,
@@ -689,6 +730,51 @@ def report(
             "per chunk",
             "end of stream",
             "whole 200-chunk stream",
+        ],
+        body,
+    )
+    md.append("")
+
+    md += [
+        "### Prompt size: added CPU per unstreamed call with a 1 KB, 100 KB and 1 MB prompt",
+        "",
+        "(calling thread µs, median over rounds, 95% CI; whole process in the next column; "
+        f"{SIZED_BATCH['100k']} and {SIZED_BATCH['1m']} calls per batch for 100 KB and 1 MB)",
+        "",
+    ]
+    body = []
+    for kind in KINDS:
+        for config in CONFIGS:
+            found = [
+                _by(tables.get(k, []), config) for k in (kind, *(f"{kind}@{z}" for z in SIZES))
+            ]
+            rows_by_size = [r for r in found if r is not None]
+            if config == "bare" or len(rows_by_size) != len(found):
+                continue
+            cells_text = []
+            for r in rows_by_size:
+                if r.status:
+                    cells_text += [r.status, ""]
+                else:
+                    cells_text += [
+                        f"**{f1(r.added_call)}** ({rng(r.added_call_range)})",
+                        f"{f1(r.added_proc_call)} ({rng(r.added_proc_call_range)})",
+                    ]
+            if all(
+                c.startswith(("BROKEN", "not measured", "unavailable")) or not c for c in cells_text
+            ):
+                continue
+            body.append([f"`{kind}`", LABELS[config], *cells_text])
+    md += _table(
+        [
+            "client",
+            "config",
+            "1 KB: thread",
+            "1 KB: process",
+            "100 KB: thread",
+            "100 KB: process",
+            "1 MB: thread",
+            "1 MB: process",
         ],
         body,
     )
@@ -801,6 +887,33 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
         )
+        for what, limit, mine, theirs, broken in (
+            (
+                "per unstreamed call",
+                1.0,
+                o.added_proc_call,
+                a.added_proc_call,
+                o.status or a.status,
+            ),
+            (
+                f"per {PLAN_CHUNKS}-chunk stream",
+                0.5,
+                o.added_proc_stream,
+                a.added_proc_stream,
+                o.stream_status or a.stream_status,
+            ),
+        ):
+            if broken:
+                ok, detail = None, broken
+            else:
+                ok = mine <= limit * theirs
+                detail = (
+                    f"{f1(mine)} µs vs OpenLLMetry {f1(theirs)} µs (limit {f1(limit * theirs)})"
+                )
+            lines.append(
+                f"{verdict(ok)}  [{kind}] added whole-process CPU {what} ≤ {limit:.1f}x "
+                f"OpenLLMetry's: {detail}"
+            )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
     if "growth_kb" in ours and "growth_kb" in bare:
         diff = ours["growth_kb"] - bare["growth_kb"]
@@ -1041,6 +1154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a directory with another otel_llm package (e.g. `git archive REV otel_llm | "
+        "tar -x -C DIR`), measured as the otel_llm-baseline configuration in the same run",
+    )
+    parser.add_argument(
         "--budget",
         type=float,
         default=360.0,
@@ -1058,6 +1177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
+    if args.baseline:
+        _baseline.append(str(Path(args.baseline).resolve()))
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
@@ -1169,7 +1290,7 @@ def render(raw: dict[str, Any], write: bool) -> None:
     shown = meta["configs"]
     unavailable = meta["unavailable"]
     tables = summarise(cells, shown, unavailable)
-    for kind in KINDS:
+    for kind in tables:
         tables[kind] = [r for r in tables[kind] if r.config in shown]
     bare_check = checks.get("bare", {})
     bare_row = _by(tables["ollama-sync"], "bare")

@@ -35,7 +35,7 @@ __all__ = [
 
 
 def instrument(**options: typing.Any) -> None:
-    """Trace every LLM call made through httpx or httpx2 from now on (idempotent).
+    """Trace every LLM call made through httpx, httpx2, requests or aiohttp (idempotent).
 
     Uses the app's global Tracer/Meter providers if it set them, else builds them
     from the standard ``OTEL_*`` environment. Keywords override the environment;

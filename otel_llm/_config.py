@@ -91,6 +91,9 @@ class Options:
     * ``ollama_context_lookup``: learn each Ollama model's context window from
       ``/api/show`` and ``/api/ps`` in the background (on; ``OTEL_LLM_OLLAMA_CONTEXT_LOOKUP``);
       off, only a request's ``options.num_ctx`` gives one (docs/attributes.md).
+    * ``sdk_spans``: what to do when an SDK's own GenAI span is already current
+      (``nest``: our span nests under it and records no metrics; ``ignore``: count the call
+      again; ``OTEL_LLM_SDK_SPANS``, default ``nest``; docs/reach.md).
 
     Metrics and logs (docs/metrics.md):
 
@@ -123,6 +126,7 @@ class Options:
     http_spans: bool | None = None
     baggage_keys: Iterable[str] | None = None
     ollama_context_lookup: bool | None = None
+    sdk_spans: str | None = None
     meter_provider: Any = None
     metrics_exporter: str | None = None
     metrics: bool | None = None
@@ -176,6 +180,8 @@ class Settings:
     """Learn context windows from the server (``_context_window``); else request num_ctx only."""
     metric_tags: tuple[str, ...] = ()
     """Baggage keys that become metric attributes (``metric_tags``); captured at span start."""
+    nest_in_sdk_spans: bool = True
+    """An SDK's own GenAI span around the call: nest under it, record no metrics."""
     _providers_seen: dict[tuple[str, int | None, str | None], str] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -348,7 +354,21 @@ def resolve(options: Options | None = None) -> Settings:
         ),
         metric_tags=metric_tags,
         context_lookup=_either(o.ollama_context_lookup, env.OTEL_LLM_OLLAMA_CONTEXT_LOOKUP, True),
+        nest_in_sdk_spans=_sdk_spans(o.sdk_spans) == "nest",
     )
+
+
+SDK_SPAN_POLICIES: Final = ("nest", "ignore")
+
+
+def _sdk_spans(value: str | None) -> str:
+    """The SDK-span policy; an unknown value is logged and falls back to ``nest``."""
+    raw = value if value is not None else os.environ.get(env.OTEL_LLM_SDK_SPANS, "")
+    policy = raw.strip().lower() or "nest"
+    if policy not in SDK_SPAN_POLICIES:
+        _logger.error("otel_llm: SDK span policy %r is not one of %s", raw, SDK_SPAN_POLICIES)
+        return "nest"
+    return policy
 
 
 def _either(value: bool | None, name: str, default: bool) -> bool:

@@ -6,6 +6,8 @@ call exactly once: on the final record, at exhaustion, on ``close``/``aclose``,
 on any exception while reading (``BaseException``, so cancellation too), or
 when an abandoned response is garbage-collected. The classes are built per
 httpx module, because httpx checks ``isinstance(stream, SyncByteStream)``.
+The chunks are the body as sent: a compressed body reaches the parser through
+``_decoding.decoded``, which inflates a copy for it and never for the app.
 """
 
 from __future__ import annotations

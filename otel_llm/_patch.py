@@ -15,28 +15,41 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
-from opentelemetry import baggage, context, propagate, trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry import context
 
-from otel_llm import _span, _state
+from otel_llm import _state
+from otel_llm._begin import begin, call_context
+from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
-from otel_llm.adapters import match
-from otel_llm.adapters._common import loads
 
-__all__ = ["patch", "patched_modules", "unpatch"]
+__all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
 _ORIGINAL = "__otel_llm_original__"
 
 
+class _Client(Protocol):
+    send: Callable[..., Any]
+
+
+class HttpxModule(Protocol):
+    """What we use of ``httpx`` (or ``httpx2``): the two clients' ``send`` and the byte
+    stream bases an observer must also be."""
+
+    __name__: str
+    Client: type[_Client]
+    AsyncClient: type[_Client]
+    SyncByteStream: type
+    AsyncByteStream: type
+
+
 @dataclass(frozen=True, slots=True)
 class _Patched:
-    module: ModuleType
+    module: HttpxModule
     send: Callable[..., Any]
     asend: Callable[..., Any]
 
@@ -48,69 +61,16 @@ def patched_modules() -> list[str]:
     return sorted(_patched)
 
 
-@guarded(None)
 def _begin(state: _state.State, request: Any) -> LLMCall | None:
-    """Match the endpoint, read the request, open the span; None means "not ours"."""
+    """httpx's request in ``_begin.begin``'s terms; None means "not ours"."""
     url = request.url
-    endpoint = match(request.method, url.path)
-    if endpoint is None or not is_instrumentation_enabled():
-        return None
-    adapter, operation, native = endpoint
-    host: str = url.host
-    port: int | None = url.port or (443 if url.scheme == "https" else 80)
-    settings = state.settings
-    call = LLMCall(
-        operation=operation,
-        provider=settings.provider_for(host, port, native),
-        adapter=adapter,
-        settings=settings,
-        server_address=host,
-        server_port=port,
-        start_ns=perf_counter_ns(),
-    )
     try:
         body = request.content
     except Exception:  # a streamed upload we must not consume
         body = b""
-    if body:
-        parsed = loads(body)
-        if isinstance(parsed, dict):
-            adapter.read_request(call, parsed)
-    entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
-    call.span = _span.start(call, state.tracer, entries)
-    if settings.propagate:
-        _inject(request, call, bool(entries))
-    return call
-
-
-_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
-_w3c_textmap: list[Any] = [None]
-
-
-@guarded(None)
-def _inject(request: Any, call: LLMCall, has_baggage: bool) -> None:
-    """``traceparent`` (and baggage) for servers that continue the trace (vLLM, our proxy).
-
-    With the default W3C propagators and no baggage, the header is written directly:
-    the same bytes as ``propagate.inject``, at a fraction of its cost.
-    """
-    span = call.span
-    if span is None:
-        return
-    textmap = propagate.get_global_textmap()
-    if textmap is not _w3c_textmap[0]:
-        if set(textmap.fields) != _W3C_FIELDS:
-            propagate.inject(request.headers, context=trace.set_span_in_context(span))
-            return
-        _w3c_textmap[0] = textmap
-    ctx = span.get_span_context()
-    if not ctx.is_valid or has_baggage:
-        propagate.inject(request.headers, context=trace.set_span_in_context(span))
-        return
-    headers = request.headers
-    headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-    if ctx.trace_state:
-        headers["tracestate"] = ctx.trace_state.to_header()
+    return begin(
+        state, request.method, url.scheme, url.host, url.port, url.path, body, request.headers
+    )
 
 
 @guarded(False)
@@ -123,7 +83,8 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
         call.error_type = str(status)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if not response.is_stream_consumed:
-        response.stream = observer(response.stream, call, parser)
+        encoding = response.headers.get("content-encoding")  # the stream is still encoded
+        response.stream = observer(response.stream, call, decoded(parser, encoding, call))
         return True
     content = response.content  # a transport built the body from bytes: already read
     if content:
@@ -141,7 +102,7 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
         call = _begin(state, request) if state is not None else None
         if call is None:
             return original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
@@ -170,7 +131,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
         call = _begin(state, request) if state is not None else None
         if call is None:
             return await original(self, request, *args, stream=stream, **kwargs)
-        token = context.attach(trace.set_span_in_context(call.span))  # type: ignore[arg-type]
+        token = context.attach(call_context(call))  # CALL_KEY: aiohttp under us steps aside
         try:
             response = await original(self, request, *args, stream=True, **kwargs)
         except BaseException as exc:
@@ -192,7 +153,7 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
     return send
 
 
-def patch(module: ModuleType) -> None:
+def patch(module: HttpxModule) -> None:
     """Wrap ``module.Client.send`` and ``module.AsyncClient.send`` (idempotent)."""
     name = module.__name__
     if name in _patched:

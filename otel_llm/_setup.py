@@ -14,8 +14,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
+from otel_llm import _exporters
 from otel_llm import environment_variables as env
 
 __all__ = ["meter_provider", "tracer_provider"]
@@ -53,13 +54,13 @@ def span_exporters(names: str) -> list[tuple[SpanExporter, bool]]:
                     OTLPSpanExporter as GrpcSpanExporter,
                 )
 
-                out.append((GrpcSpanExporter(), True))
+                out.append((_exporters.FailFastSpanExporter(GrpcSpanExporter()), True))
             else:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
                 )
 
-                out.append((OTLPSpanExporter(), True))
+                out.append((_exporters.FailFastSpanExporter(OTLPSpanExporter()), True))
         elif name == "otlp_json_file":
             from otel_llm.otlp_json import OTLPJsonFileSpanExporter
 
@@ -117,7 +118,9 @@ def tracer_provider(exporter: str | None = None, resource: Resource | None = Non
     names = exporter if exporter is not None else os.environ.get(env.OTEL_TRACES_EXPORTER, "otlp")
     for span_exporter, batch in span_exporters(names):
         processor = (
-            BatchSpanProcessor(span_exporter) if batch else SimpleSpanProcessor(span_exporter)
+            _exporters.batch_processor(span_exporter)
+            if batch
+            else SimpleSpanProcessor(span_exporter)
         )
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
@@ -139,13 +142,13 @@ def metric_readers(names: str) -> list[MetricReader]:
                     OTLPMetricExporter as GrpcMetricExporter,
                 )
 
-                readers.append(PeriodicExportingMetricReader(GrpcMetricExporter()))
+                readers.append(_exporters.metric_reader(GrpcMetricExporter()))
             else:
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                     OTLPMetricExporter,
                 )
 
-                readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+                readers.append(_exporters.metric_reader(OTLPMetricExporter()))
         else:
             _logger.error("otel_llm: unknown metrics exporter %r ignored", name)
     return readers
@@ -163,5 +166,6 @@ def meter_provider(
     names = exporter if exporter is not None else os.environ.get(env.OTEL_METRICS_EXPORTER, "otlp")
     readers = metric_readers(names) + list(extra_readers or [])
     provider = MeterProvider(resource=resource or Resource.create(), metric_readers=readers)
+    _exporters.observe_drops(provider)
     metrics.set_meter_provider(provider)
     return metrics.get_meter_provider()

@@ -46,33 +46,42 @@ def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = 
             call.metric_tags = {k: tagged[k] for k in settings.metric_tags if k in tagged}
     if settings.legacy_attributes:
         attrs[sc.LEGACY_SYSTEM] = call.provider
-    if settings.capture_content:
-        if call.input_messages:
-            attrs[sc.INPUT_MESSAGES] = _content.encode(call.input_messages)
-        if call.system_instructions:
-            attrs[sc.SYSTEM_INSTRUCTIONS] = _content.encode(call.system_instructions)
     call.start_wall_ns = time.time_ns()
-    return tracer.start_span(
+    span = tracer.start_span(
         f"{call.operation} {model}" if model else call.operation,
         kind=SpanKind.CLIENT,
         attributes=attrs,
         start_time=call.start_wall_ns,
     )
+    if settings.capture_content and span.is_recording():
+        # After the sampler: a dropped span never pays for encoding the prompt.
+        content: dict[str, AttributeValue] = {}
+        if call.input_messages:
+            content[sc.INPUT_MESSAGES] = _content.encode(call.input_messages)
+        if call.system_instructions:
+            content[sc.SYSTEM_INSTRUCTIONS] = _content.encode(call.system_instructions)
+        if content:
+            span.set_attributes(content)
+    return span
 
 
 def end(call: LLMCall) -> None:
-    """Set the response attributes and status, then end the span at the call's last byte."""
+    """Set the response attributes and status, then end the span at the call's last byte.
+
+    A span the sampler dropped records nothing: its attributes are not even computed.
+    """
     span = call.span
     if span is None:
         return
-    if call.operation in sc.MODEL_OPERATIONS:
-        attrs = _model_ops.attributes(call)
-    else:
-        attrs = response_attributes(call)
-    if attrs:
-        span.set_attributes(attrs)
-    if call.error_type is not None:
-        span.set_status(Status(StatusCode.ERROR, call.error_message or call.error_type))
+    if span.is_recording():
+        if call.operation in sc.MODEL_OPERATIONS:
+            attrs = _model_ops.attributes(call)
+        else:
+            attrs = response_attributes(call)
+        if attrs:
+            span.set_attributes(attrs)
+        if call.error_type is not None:
+            span.set_status(Status(StatusCode.ERROR, call.error_message or call.error_type))
     span.end(end_time=call.start_wall_ns + (call.end_ns - call.start_ns))
 
 
@@ -107,6 +116,8 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
                 attrs[sc.LEGACY[name]] = attrs[name]
     if call.embedding_dimensions is not None:
         attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = call.embedding_dimensions
+    if call.embedding_count is not None:
+        attrs[sc.EMBEDDINGS_COUNT] = call.embedding_count
     if call.stream:
         if call.first_chunk_ns:
             attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (call.first_chunk_ns - call.start_ns) / 1e9

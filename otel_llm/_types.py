@@ -66,11 +66,14 @@ class LLMCall:
     prompt_eval_duration_ns: int | None = None
     eval_duration_ns: int | None = None
     embedding_dimensions: int | None = None
+    embedding_count: int | None = None
     provider_confirmed: str | None = None
     error_type: str | None = None
     error_message: str | None = None
     ended_by: str | None = None
     finished: bool = False
+    sdk_span: bool = False
+    """An SDK's own GenAI span is this call's parent and counted it (``_sdk_span``)."""
 
     # Ollama insight (_context_window, _model_ops): context window, metric tags, model ops
     num_ctx: int | None = None  # options.num_ctx as requested

@@ -34,6 +34,10 @@ OTEL_LLM_BAGGAGE_KEYS: Final = "OTEL_LLM_BAGGAGE_KEYS"
 """Comma-separated baggage keys copied to LLM span attributes, besides ``session.id``,
 ``user.id``, ``gen_ai.agent.name``, ``gen_ai.conversation.id`` and ``otel_llm.tag.*``."""
 
+OTEL_LLM_SDK_SPANS: Final = "OTEL_LLM_SDK_SPANS"
+"""``nest`` (default): under an SDK's own GenAI span (pydantic-ai, logfire, OpenLLMetry) our
+span nests and records no metrics; ``ignore``: SDK spans are not looked for."""
+
 # -- which server is which provider -------------------------------------------------------
 
 OTEL_LLM_OLLAMA_HOSTS: Final = "OTEL_LLM_OLLAMA_HOSTS"
@@ -120,3 +124,8 @@ OTEL_LLM_DEMO_MODEL: Final = "OTEL_LLM_DEMO_MODEL"
 
 OTEL_LLM_DEMO_EMBED_MODEL: Final = "OTEL_LLM_DEMO_EMBED_MODEL"
 """Embedding model the demo asks for (default ``all-minilm``)."""
+
+OTEL_LLM_EXPORT_FLUSH_TIMEOUT: Final = "OTEL_LLM_EXPORT_FLUSH_TIMEOUT"
+"""Milliseconds (default 2000) an export may go unanswered during a flush or at exit before
+otel_llm's OTLP exporters count the collector as down and drop the rest; ``0`` waits as long
+as the exporter's own timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""

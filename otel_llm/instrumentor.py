@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_llm import _config, _patch, _setup, _state, metrics
+from otel_llm import _config, _frontends, _metrics_setup, _patch, _setup, _state, prometheus
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -25,9 +25,17 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments httpx and httpx2 (whichever are installed) for LLM calls."""
+    """Instruments httpx, httpx2, requests and aiohttp (whichever are installed) for LLM calls."""
 
     _http_instrumentors: list[Any]
+    _metrics: _metrics_setup.MetricsSetup | None = None
+    """What ``instrument()`` started for metrics (readers, endpoint, polling); stopped
+    by ``uninstrument()``."""
+
+    @property
+    def endpoint(self) -> prometheus.Endpoint | None:
+        """The running Prometheus endpoint, if ``instrument()`` started one."""
+        return self._metrics.endpoint if self._metrics is not None else None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -43,9 +51,10 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(
             "otel_llm", __version__, tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
-        sinks: list[Callable[[LLMCall], None]] = metrics.build_sinks(
+        self._metrics = _metrics_setup.build_metrics(
             _config.resolve_metrics(options), settings, options.meter_provider
         )
+        sinks: list[Callable[[LLMCall], None]] = list(self._metrics.sinks)
         if options.sinks:
             sinks.extend(options.sinks)
         _state.current = _state.State(tracer=tracer, settings=settings, sinks=tuple(sinks))
@@ -55,6 +64,7 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except ImportError:
                 continue
             _patch.patch(module)
+        _frontends.patch_all()  # requests, aiohttp
         self._http_instrumentors = []
         if settings.http_spans:
             self._start_http_spans(tracer_provider, options.meter_provider)
@@ -81,7 +91,10 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         _state.current = None
         _patch.unpatch()
-        metrics.shutdown()  # the Prometheus endpoint, residency polling, readers we added
+        _frontends.unpatch_all()
+        if self._metrics is not None:  # pending metrics, the endpoint, polling, added readers
+            self._metrics.stop()
+            self._metrics = None
         for instrumentor in getattr(self, "_http_instrumentors", []):
             instrumentor.uninstrument()
         self._http_instrumentors = []

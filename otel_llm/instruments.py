@@ -23,10 +23,16 @@ __all__ = [
     "TOKEN_TYPE",
     "TPOT_BUCKETS",
     "TTFT_BUCKETS",
+    "ClassicInstruments",
     "Insight",
     "Instruments",
+    "LatestInstruments",
+    "ServerInstruments",
     "Spec",
     "build",
+    "build_classic",
+    "build_insight",
+    "build_latest",
 ]
 
 # -- bucket boundaries (seconds / tokens) -----------------------------------------------
@@ -264,6 +270,20 @@ INSIGHT: Final = (
     MODEL_PULLED,
 )
 
+# -- otel_llm's own exporters (observable counters; _exporters.py) -----------------------
+EXPORTER_SPANS_DROPPED = Spec(
+    "otel_llm.exporter.span.dropped",
+    "{span}",
+    COUNTER,
+    "Spans otel_llm's exporters gave up on (collector down, failing or not answering).",
+)
+EXPORTER_POINTS_DROPPED = Spec(
+    "otel_llm.exporter.metric_data_point.dropped",
+    "{data_point}",
+    COUNTER,
+    "Metric data points otel_llm's exporters gave up on (collector down, failing or silent).",
+)
+
 CLASSIC: Final = (OPERATION_DURATION, TOKEN_USAGE, TIME_TO_FIRST_CHUNK, TIME_PER_OUTPUT_CHUNK)
 LATEST: Final = (
     INFERENCE_DURATION,
@@ -284,7 +304,8 @@ SERVER: Final = (
     MODEL_LOAD_DURATION,
 )
 RESIDENCY: Final = (MODELS_LOADED, MODEL_SIZE, MODEL_VRAM_SIZE, MODEL_TIME_TO_UNLOAD)
-ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + INSIGHT
+EXPORTER: Final = (EXPORTER_SPANS_DROPPED, EXPORTER_POINTS_DROPPED)
+ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + INSIGHT + EXPORTER
 
 
 def histogram(meter: Meter, spec: Spec) -> Histogram:
@@ -302,30 +323,86 @@ def counter(meter: Meter, spec: Spec) -> Counter:
 
 
 @dataclass(frozen=True, slots=True)
-class Instruments:
-    """The instruments one recorder writes to; None where the chosen set has no such metric.
+class ServerInstruments:
+    """``gen_ai.server.*`` and the cold-load histogram: the same in both sets."""
 
-    In the classic set ``embeddings_duration`` is ``duration`` (one metric, told apart
-    by ``gen_ai.operation.name``); in the latest set it is its own metric.
-    """
+    request_duration: Histogram
+    time_to_first_token: Histogram
+    time_per_output_token: Histogram
+    model_load_duration: Histogram
 
-    latest: bool
+
+@dataclass(frozen=True, slots=True)
+class ClassicInstruments:
+    """The classic set (default). Embeddings share ``duration``, told apart by
+    ``gen_ai.operation.name``; tokens are one histogram with ``gen_ai.token.type``."""
+
     duration: Histogram
-    embeddings_duration: Histogram
     time_to_first_chunk: Histogram
     time_per_output_chunk: Histogram
-    server_request_duration: Histogram
-    server_time_to_first_token: Histogram
-    server_time_per_output_token: Histogram
-    model_load_duration: Histogram
-    token_usage: Histogram | None = None
-    usage_input: Counter | None = None
-    usage_output: Counter | None = None
-    usage_cache_read: Counter | None = None
-    operation_input: Histogram | None = None
-    operation_output: Histogram | None = None
-    embeddings_input: Histogram | None = None
-    insight: Insight | None = None
+    token_usage: Histogram
+    server: ServerInstruments
+
+
+@dataclass(frozen=True, slots=True)
+class LatestInstruments:
+    """The latest set (``latest_metrics=True``): usage counters, per-operation token
+    histograms, and embeddings as metrics of their own."""
+
+    duration: Histogram
+    time_to_first_chunk: Histogram
+    time_per_output_chunk: Histogram
+    usage_input: Counter
+    usage_output: Counter
+    usage_cache_read: Counter
+    operation_input: Histogram
+    operation_output: Histogram
+    embeddings_duration: Histogram
+    embeddings_input: Histogram
+    server: ServerInstruments
+
+
+Instruments = ClassicInstruments | LatestInstruments
+
+
+def build_server(meter: Meter) -> ServerInstruments:
+    return ServerInstruments(
+        request_duration=histogram(meter, SERVER_REQUEST_DURATION),
+        time_to_first_token=histogram(meter, SERVER_TIME_TO_FIRST_TOKEN),
+        time_per_output_token=histogram(meter, SERVER_TIME_PER_OUTPUT_TOKEN),
+        model_load_duration=histogram(meter, MODEL_LOAD_DURATION),
+    )
+
+
+def build_classic(meter: Meter) -> ClassicInstruments:
+    return ClassicInstruments(
+        duration=histogram(meter, OPERATION_DURATION),
+        time_to_first_chunk=histogram(meter, TIME_TO_FIRST_CHUNK),
+        time_per_output_chunk=histogram(meter, TIME_PER_OUTPUT_CHUNK),
+        token_usage=histogram(meter, TOKEN_USAGE),
+        server=build_server(meter),
+    )
+
+
+def build_latest(meter: Meter) -> LatestInstruments:
+    return LatestInstruments(
+        duration=histogram(meter, INFERENCE_DURATION),
+        time_to_first_chunk=histogram(meter, INFERENCE_TIME_TO_FIRST_CHUNK),
+        time_per_output_chunk=histogram(meter, INFERENCE_TIME_PER_OUTPUT_CHUNK),
+        usage_input=counter(meter, INFERENCE_USAGE_INPUT),
+        usage_output=counter(meter, INFERENCE_USAGE_OUTPUT),
+        usage_cache_read=counter(meter, INFERENCE_USAGE_CACHE_READ),
+        operation_input=histogram(meter, INFERENCE_OPERATION_INPUT),
+        operation_output=histogram(meter, INFERENCE_OPERATION_OUTPUT),
+        embeddings_duration=histogram(meter, EMBEDDINGS_DURATION),
+        embeddings_input=histogram(meter, EMBEDDINGS_INPUT),
+        server=build_server(meter),
+    )
+
+
+def build(meter: Meter, latest: bool = False) -> Instruments:
+    """Create the instruments of the classic (default) or latest set on ``meter``."""
+    return build_latest(meter) if latest else build_classic(meter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,45 +423,4 @@ def build_insight(meter: Meter) -> Insight:
         wait_duration=histogram(meter, WAIT_DURATION),
         model_operation_duration=histogram(meter, MODEL_OPERATION_DURATION),
         model_pulled=counter(meter, MODEL_PULLED),
-    )
-
-
-def build(meter: Meter, latest: bool = False) -> Instruments:
-    """Create the instruments of the classic (default) or latest set on ``meter``."""
-    server_duration = histogram(meter, SERVER_REQUEST_DURATION)
-    server_ttft = histogram(meter, SERVER_TIME_TO_FIRST_TOKEN)
-    server_tpot = histogram(meter, SERVER_TIME_PER_OUTPUT_TOKEN)
-    load = histogram(meter, MODEL_LOAD_DURATION)
-    if not latest:
-        duration = histogram(meter, OPERATION_DURATION)
-        return Instruments(
-            latest=False,
-            duration=duration,
-            embeddings_duration=duration,
-            time_to_first_chunk=histogram(meter, TIME_TO_FIRST_CHUNK),
-            time_per_output_chunk=histogram(meter, TIME_PER_OUTPUT_CHUNK),
-            server_request_duration=server_duration,
-            server_time_to_first_token=server_ttft,
-            server_time_per_output_token=server_tpot,
-            model_load_duration=load,
-            token_usage=histogram(meter, TOKEN_USAGE),
-            insight=build_insight(meter),
-        )
-    return Instruments(
-        latest=True,
-        duration=histogram(meter, INFERENCE_DURATION),
-        embeddings_duration=histogram(meter, EMBEDDINGS_DURATION),
-        time_to_first_chunk=histogram(meter, INFERENCE_TIME_TO_FIRST_CHUNK),
-        time_per_output_chunk=histogram(meter, INFERENCE_TIME_PER_OUTPUT_CHUNK),
-        server_request_duration=server_duration,
-        server_time_to_first_token=server_ttft,
-        server_time_per_output_token=server_tpot,
-        model_load_duration=load,
-        usage_input=counter(meter, INFERENCE_USAGE_INPUT),
-        usage_output=counter(meter, INFERENCE_USAGE_OUTPUT),
-        usage_cache_read=counter(meter, INFERENCE_USAGE_CACHE_READ),
-        operation_input=histogram(meter, INFERENCE_OPERATION_INPUT),
-        operation_output=histogram(meter, INFERENCE_OPERATION_OUTPUT),
-        embeddings_input=histogram(meter, EMBEDDINGS_INPUT),
-        insight=build_insight(meter),
     )

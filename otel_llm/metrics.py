@@ -1,53 +1,58 @@
-"""[5] GenAI metrics for finished calls: one ``Recorder`` sink, built once per ``instrument()``.
+"""[5] GenAI metrics for finished calls: the per-call sink, built once per ``instrument()``.
 
-Everything that can be decided once is decided in ``build_sinks``: which metric set
-(classic or latest), which instruments, the model cap, the Prometheus endpoint. Per
-call the recorder builds one attribute dict and records only the instruments that
-have a value (a histogram record costs several µs in the Python SDK). Time and token
-observations carry the call's span as context, so the SDK keeps trace exemplars.
+Everything that can be decided once is decided when the recorder is built: which metric
+set (classic or latest: one recorder class each), which instruments, the model cap.
+
+Per call, the recorder only appends the finished ``LLMCall`` to a bounded buffer (well
+under a µs). The buffer is folded into the SDK instruments (``_fold``) when any reader of
+the meter collects (a callback of an observable instrument, which the SDK runs before it
+reads its storage), when it reaches ``BUFFER_LIMIT`` calls, and on ``uninstrument()``.
+Folding reuses one attribute dict per label set and adds each group of values to the
+SDK's aggregation at once, which costs a fraction of one ``record`` per value, so the
+whole process spends less, not just the calling thread. Duration and time to first
+chunk keep their span as exemplar context.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Iterable
 from typing import Any, Final
 
-from opentelemetry import metrics as otel_metrics
-from opentelemetry.context import Context
-from opentelemetry.trace import set_span_in_context
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm import _setup, instruments, prometheus
+from otel_llm import instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import (
-    DEFAULT_MAX_MODELS,
-    DEFAULT_MAX_TAG_VALUES,
-    MetricsSettings,
-    Settings,
-)
+from otel_llm._config import DEFAULT_MAX_MODELS, DEFAULT_MAX_TAG_VALUES, Settings
+from otel_llm._fold import Batch, Folder
+from otel_llm._guard import report
 from otel_llm._types import LLMCall
-from otel_llm.instruments import Instruments
-from otel_llm.version import __version__
 
 __all__ = [
+    "BUFFER_LIMIT",
     "OTHER",
+    "ClassicRecorder",
+    "LatestRecorder",
     "ModelCap",
     "Recorder",
-    "build_sinks",
     "endpoint",
-    "shutdown",
+    "recorder",
 ]
-
-_logger = logging.getLogger("otel_llm")
 
 OTHER: Final = "_OTHER"
 """The model attribute value once ``max_models`` distinct models have been seen."""
 
-_SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
+BUFFER_LIMIT: Final = 1024
+"""Finished calls held between collections; the call that fills the buffer folds it."""
+_LABEL_SETS: Final = 1024
+"""Attribute dicts kept for reuse; past this many the cache starts over."""
+_FOLD_INSTRUMENT: Final = "otel_llm.pending"
+"""The observable instrument whose callback folds pending calls; it reports nothing."""
 _NS = 1e-9
+_MODEL_OPERATIONS: Final = sc.MODEL_OPERATIONS
 
 
 class ModelCap:
@@ -75,103 +80,194 @@ class ModelCap:
         return model
 
 
-_NO_SPAN: Final = Context()
-"""Records made under this context carry no exemplar (no span in it)."""
+class _Labels:
+    """The attribute dicts of one label set, built once and shared by every call in it.
 
+    ``usage`` is ``base`` plus the allow-listed metric tags (``metric_tags``): duration and
+    token metrics carry them, the rest do not.
+    """
 
-class Recorder:
-    """The metrics sink: ``recorder(call)`` records one finished call."""
-
-    __slots__ = ("_cold_load_ns", "_ins", "_models", "_server_metrics", "_tag_caps", "_tokens")
+    __slots__ = ("base", "modality", "timed", "tokens_in", "tokens_out", "usage")
 
     def __init__(
         self,
-        ins: Instruments,
+        base: dict[str, AttributeValue],
+        error: str | None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.base = base
+        usage = self.usage = {**base, **dict(tags)} if tags else base
+        self.timed = usage if error is None else {**usage, sc.ERROR_TYPE: error}
+        self.tokens_in = {**usage, instruments.TOKEN_TYPE: "input"}
+        self.tokens_out = {**usage, instruments.TOKEN_TYPE: "output"}
+        self.modality = {**usage, instruments.TOKEN_MODALITY: "unknown"}
+
+
+_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
+"""Recorders with a meter; any reader's collection folds all of them (cheap when empty)."""
+_callback_meters: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _fold_pending(options: CallbackOptions) -> Iterable[Observation]:
+    """The observable callback: fold every pending call before the reader reads."""
+    for rec in list(_live):
+        rec.flush()
+    return ()
+
+
+class Recorder:
+    """The metrics sink: ``recorder(call)`` hands one finished call over.
+
+    Subclasses (one per metric set) turn a call into measurements in ``_measure``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_cache",
+        "_cold_load_ns",
+        "_folder",
+        "_insight",
+        "_limit",
+        "_lock",
+        "_models",
+        "_server_metrics",
+        "_tag_caps",
+    )
+
+    def __init__(
+        self,
+        meter: Meter,
         models: ModelCap,
         settings: Settings,
         server_metrics: bool = True,
+        limit: int | None = None,
         max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
-        self._ins = ins
         self._models = models
         self._tag_caps = {key: ModelCap(max_tag_values) for key in settings.metric_tags}
+        self._insight = instruments.build_insight(meter)
         self._server_metrics = server_metrics
         self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
-        self._tokens = self._tokens_latest if ins.latest else self._tokens_classic
+        self._folder = Folder(meter)
+        self._buffer: deque[LLMCall] = deque()
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], _Labels] = {}
+        # Without an SDK no collection will come to fold: write each call at once.
+        wanted = BUFFER_LIMIT if limit is None else limit
+        self._limit = max(1, wanted) if self._folder.deferred else 1
+        if self._folder.deferred:
+            _live.add(self)
+            if meter not in _callback_meters:
+                _callback_meters.add(meter)
+                meter.create_observable_gauge(_FOLD_INSTRUMENT, callbacks=[_fold_pending])
 
     def __call__(self, call: LLMCall) -> None:
-        if call.operation in sc.MODEL_OPERATIONS:
-            self._model_operation(call)
+        if call.sdk_span:  # the SDK's own instrumentation counted this call (_sdk_span.py)
             return
-        ins = self._ins
-        attrs: dict[str, AttributeValue] = {
-            sc.OPERATION_NAME: call.operation,
-            sc.PROVIDER_NAME: call.provider_confirmed or call.provider,
-            sc.SERVER_ADDRESS: call.server_address,
-        }
-        if call.server_port is not None:
-            attrs[sc.SERVER_PORT] = call.server_port
-        if call.request_model:
-            attrs[sc.REQUEST_MODEL] = self._models(call.request_model)
-        if call.response_model:
-            attrs[sc.RESPONSE_MODEL] = self._models(call.response_model)
-        ctx = set_span_in_context(call.span) if call.span is not None else None
-        error = call.error_type
-        usage = self._tagged(call, attrs)  # duration and tokens carry the allow-listed tags
-        timed = usage if error is None else {**usage, sc.ERROR_TYPE: error}
-        embeddings = call.operation == sc.EMBEDDINGS
-        duration = ins.embeddings_duration if embeddings else ins.duration
-        duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
-        first = call.first_chunk_ns
-        if call.stream and first:
-            ins.time_to_first_chunk.record((first - call.start_ns) * _NS, attrs, ctx)
-            if call.chunks > 1:
-                # One mean per stream, not one record per chunk: a record costs µs, a chunk
-                # has a budget of well under one.
-                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
-                ins.time_per_output_chunk.record(mean, attrs, _NO_SPAN)
-        # Exemplars are for duration and time to first chunk; the rest skip the reservoir.
-        self._tokens(call, usage, _NO_SPAN, embeddings)
-        if call.total_duration_ns is not None or call.load_duration_ns is not None:
-            self._server(call, attrs, timed, ctx)
-        if call.total_duration_ns is not None or call.context_size:
-            self._ollama_insight(call, attrs, ctx)
+        buffer = self._buffer
+        buffer.append(call)
+        if len(buffer) >= self._limit and self._lock.acquire(blocking=False):
+            try:  # one thread folds; the others go on appending
+                self._fold_locked()
+            finally:
+                self._lock.release()
 
-    # -- Ollama insight (context window, wait, model operations, metric tags) --------------
-    def _tagged(self, call: LLMCall, attrs: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
-        """``attrs`` plus the call's allow-listed tags, each value-capped (``_OTHER``)."""
+    @property
+    def pending(self) -> int:
+        """Calls handed over and not folded yet (at most the buffer limit, give or take
+        the calls of threads that finish while another folds)."""
+        return len(self._buffer)
+
+    def flush(self) -> None:
+        """Fold every call handed over so far into the instruments."""
+        with self._lock:
+            self._fold_locked()
+
+    def close(self) -> None:
+        """Fold what is pending; calls that still finish are written at once."""
+        self._limit = 1
+        self.flush()
+        _live.discard(self)
+
+    def _fold_locked(self) -> None:
+        buffer = self._buffer
+        count = len(buffer)
+        if not count:
+            return
+        batch = Batch()
+        pop, measure, operation = buffer.popleft, self._measure, self._model_operation
+        for _ in range(count):
+            call = pop()
+            try:
+                if call.operation in _MODEL_OPERATIONS:
+                    operation(call, batch)
+                else:
+                    measure(call, batch)
+            except Exception as exc:
+                report("otel_llm.metrics.measure", exc)
+        self._folder.fold(batch)
+
+    def _labels(self, call: LLMCall) -> _Labels:
+        models = self._models
+        request = call.request_model
+        response = call.response_model
+        provider = call.provider_confirmed or call.provider
+        tags = self._tags(call) if self._tag_caps else ()
+        key = (
+            call.operation,
+            provider,
+            call.server_address,
+            call.server_port,
+            request,
+            response,
+            call.error_type,
+            tags,
+        )
+        labels = self._cache.get(key)
+        if labels is None:
+            base: dict[str, AttributeValue] = {
+                sc.OPERATION_NAME: call.operation,
+                sc.PROVIDER_NAME: provider,
+                sc.SERVER_ADDRESS: call.server_address,
+            }
+            if call.server_port is not None:
+                base[sc.SERVER_PORT] = call.server_port
+            if request:
+                base[sc.REQUEST_MODEL] = models(request)
+            if response:
+                base[sc.RESPONSE_MODEL] = models(response)
+            if len(self._cache) >= _LABEL_SETS:
+                self._cache.clear()
+            labels = self._cache[key] = _Labels(base, call.error_type, tags)
+        return labels
+
+    def _tags(self, call: LLMCall) -> tuple[tuple[str, str], ...]:
+        """The call's allow-listed tags, each value-capped (``_OTHER`` past the cap)."""
         tags = call.metric_tags
-        if not tags or not self._tag_caps:
-            return attrs
-        out = dict(attrs)
-        for key, cap in self._tag_caps.items():
-            value = tags.get(key)
-            if value is not None:
-                out[key] = cap(value)
-        return out
+        if not tags:
+            return ()
+        return tuple((key, cap(tags[key])) for key, cap in self._tag_caps.items() if key in tags)
 
-    def _ollama_insight(
-        self, call: LLMCall, attrs: dict[str, AttributeValue], ctx: Context | None
-    ) -> None:
+    def _ollama_insight(self, call: LLMCall, labels: _Labels, batch: Batch) -> None:
         """Context utilisation and truncations; time outside Ollama's own clock."""
-        insight = self._ins.insight
-        if insight is None:
-            return
+        insight = self._insight
         size, tokens = call.context_size, call.input_tokens
         if size and tokens is not None:
-            insight.context_utilization.record(tokens / size, attrs, _NO_SPAN)
+            batch.add(insight.context_utilization, tokens / size, labels.base)
             if tokens >= size:
-                insight.context_truncations.add(1, attrs, ctx)
+                batch.add(insight.context_truncations, 1, labels.base)
         total = call.total_duration_ns
         if total is not None:
             wait = max(0, call.end_ns - call.start_ns - total) * _NS
-            insight.wait_duration.record(wait, attrs, ctx)
+            batch.add_sampled(insight.wait_duration, wait, labels.base, call.span, _end_wall(call))
 
-    def _model_operation(self, call: LLMCall) -> None:
-        """Duration of a pull, push, create, copy, delete or show; bytes a pull brought."""
-        insight = self._ins.insight
-        if insight is None:
-            return
+    def _model_operation(self, call: LLMCall, batch: Batch) -> None:
+        """Duration of a pull, push, create, copy, delete or show; bytes a pull brought.
+
+        Rare next to inference: its attribute dicts are built per call.
+        """
+        insight = self._insight
         attrs: dict[str, AttributeValue] = {
             sc.OLLAMA_OPERATION_NAME: call.operation,
             sc.SERVER_ADDRESS: call.server_address,
@@ -181,183 +277,172 @@ class Recorder:
         if call.request_model:
             attrs[sc.OLLAMA_OPERATION_MODEL] = self._models(call.request_model)
         timed = attrs if call.error_type is None else {**attrs, sc.ERROR_TYPE: call.error_type}
-        ctx = set_span_in_context(call.span) if call.span is not None else None
-        insight.model_operation_duration.record((call.end_ns - call.start_ns) * _NS, timed, ctx)
+        batch.add_sampled(
+            insight.model_operation_duration,
+            (call.end_ns - call.start_ns) * _NS,
+            timed,
+            call.span,
+            _end_wall(call),
+        )
         if call.operation == sc.PULL and call.op_completed_bytes:
-            insight.model_pulled.add(call.op_completed_bytes, attrs, _NO_SPAN)
+            batch.add(insight.model_pulled, call.op_completed_bytes, attrs)
 
-    def _tokens_classic(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        ctx: Context | None,
-        embeddings: bool,
-    ) -> None:
-        usage = self._ins.token_usage
-        assert usage is not None
-        if call.input_tokens is not None:
-            usage.record(call.input_tokens, {**attrs, instruments.TOKEN_TYPE: "input"}, ctx)
-        if call.output_tokens is not None:
-            usage.record(call.output_tokens, {**attrs, instruments.TOKEN_TYPE: "output"}, ctx)
-
-    def _tokens_latest(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        ctx: Context | None,
-        embeddings: bool,
-    ) -> None:
-        ins = self._ins
-        ok = call.error_type is None
-        if embeddings:
-            if ok and call.input_tokens is not None and ins.embeddings_input is not None:
-                ins.embeddings_input.record(call.input_tokens, attrs, ctx)
-            return
-        assert ins.usage_input is not None and ins.usage_output is not None
-        assert ins.usage_cache_read is not None
-        assert ins.operation_input is not None and ins.operation_output is not None
-        tagged = {**attrs, instruments.TOKEN_MODALITY: "unknown"}
-        if call.input_tokens is not None:
-            ins.usage_input.add(call.input_tokens, tagged, ctx)
-            if ok:
-                ins.operation_input.record(call.input_tokens, attrs, ctx)
-        if call.output_tokens is not None:
-            ins.usage_output.add(call.output_tokens, tagged, ctx)
-            if ok:
-                ins.operation_output.record(call.output_tokens, attrs, ctx)
-        if call.cache_read_tokens is not None:
-            ins.usage_cache_read.add(call.cache_read_tokens, tagged, ctx)
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        raise NotImplementedError
 
     def _server(
-        self,
-        call: LLMCall,
-        attrs: dict[str, AttributeValue],
-        timed: dict[str, AttributeValue],
-        ctx: Context | None,
+        self, server: instruments.ServerInstruments, call: LLMCall, labels: _Labels, batch: Batch
     ) -> None:
         """``gen_ai.server.*`` from Ollama's own clock (its final chunk's durations)."""
-        ins = self._ins
         load = call.load_duration_ns
         if load is not None and load >= self._cold_load_ns:
-            ins.model_load_duration.record(load * _NS, attrs, _NO_SPAN)
+            batch.add(server.model_load_duration, load * _NS, labels.base)
         if not self._server_metrics:
             return
         total = call.total_duration_ns
         if total is not None:
-            ins.server_request_duration.record(total * _NS, timed, ctx)
+            batch.add_sampled(
+                server.request_duration, total * _NS, labels.timed, call.span, _end_wall(call)
+            )
         if call.error_type is None:
             prefill = call.prompt_eval_duration_ns
             if prefill is not None:
-                ins.server_time_to_first_token.record(((load or 0) + prefill) * _NS, attrs, ctx)
+                batch.add_sampled(
+                    server.time_to_first_token,
+                    ((load or 0) + prefill) * _NS,
+                    labels.base,
+                    call.span,
+                    _end_wall(call),
+                )
             decode, tokens = call.eval_duration_ns, call.output_tokens
             if decode is not None and tokens:
-                ins.server_time_per_output_token.record(decode * _NS / tokens, attrs, _NO_SPAN)
+                batch.add(server.time_per_output_token, decode * _NS / tokens, labels.base)
+
+    def _timings(
+        self,
+        duration: Histogram,
+        ttfc: Histogram,
+        tpoc: Histogram,
+        call: LLMCall,
+        labels: _Labels,
+        batch: Batch,
+    ) -> None:
+        """Duration (exemplar), and for streams time to first chunk (exemplar) and the
+        mean time per chunk after it (one value per stream, not one per chunk)."""
+        span, at = call.span, _end_wall(call)
+        batch.add_sampled(duration, (call.end_ns - call.start_ns) * _NS, labels.timed, span, at)
+        first = call.first_chunk_ns
+        if call.stream and first:
+            batch.add_sampled(ttfc, (first - call.start_ns) * _NS, labels.base, span, at)
+            if call.chunks > 1:
+                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
+                batch.add(tpoc, mean, labels.base)
 
 
-# -- building and tearing down ------------------------------------------------------------
-_stops: list[Callable[[], None]] = []
-_endpoint: prometheus.Endpoint | None = None
-_kept_readers: weakref.WeakKeyDictionary[Any, prometheus.PrometheusReader] = (
-    weakref.WeakKeyDictionary()
-)
-"""Readers built into a MeterProvider we created: reused by the next ``instrument()``."""
+def _end_wall(call: LLMCall) -> int:
+    """Wall-clock time of the call's last byte (an exemplar's timestamp)."""
+    return call.start_wall_ns + (call.end_ns - call.start_ns)
+
+
+class ClassicRecorder(Recorder):
+    """The classic set: one duration (embeddings too), tokens by ``gen_ai.token.type``."""
+
+    __slots__ = ("_ins",)
+
+    def __init__(
+        self,
+        meter: Meter,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        limit: int | None = None,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
+    ) -> None:
+        self._ins = instruments.build_classic(meter)
+        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
+
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        ins, labels = self._ins, self._labels(call)
+        self._timings(
+            ins.duration, ins.time_to_first_chunk, ins.time_per_output_chunk, call, labels, batch
+        )
+        if call.input_tokens is not None:
+            batch.add(ins.token_usage, call.input_tokens, labels.tokens_in)
+        if call.output_tokens is not None:
+            batch.add(ins.token_usage, call.output_tokens, labels.tokens_out)
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(ins.server, call, labels, batch)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, labels, batch)
+
+
+class LatestRecorder(Recorder):
+    """The latest set: usage counters, per-operation token histograms, embeddings apart."""
+
+    __slots__ = ("_ins",)
+
+    def __init__(
+        self,
+        meter: Meter,
+        models: ModelCap,
+        settings: Settings,
+        server_metrics: bool = True,
+        limit: int | None = None,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
+    ) -> None:
+        self._ins = instruments.build_latest(meter)
+        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
+
+    def _measure(self, call: LLMCall, batch: Batch) -> None:
+        ins, labels = self._ins, self._labels(call)
+        ok = call.error_type is None
+        if call.operation == sc.EMBEDDINGS:
+            span, at = call.span, _end_wall(call)
+            duration = (call.end_ns - call.start_ns) * _NS
+            batch.add_sampled(ins.embeddings_duration, duration, labels.timed, span, at)
+            if ok and call.input_tokens is not None:
+                batch.add(ins.embeddings_input, call.input_tokens, labels.usage)
+        else:
+            self._timings(
+                ins.duration,
+                ins.time_to_first_chunk,
+                ins.time_per_output_chunk,
+                call,
+                labels,
+                batch,
+            )
+            if call.input_tokens is not None:
+                batch.add(ins.usage_input, call.input_tokens, labels.modality)
+                if ok:
+                    batch.add(ins.operation_input, call.input_tokens, labels.usage)
+            if call.output_tokens is not None:
+                batch.add(ins.usage_output, call.output_tokens, labels.modality)
+                if ok:
+                    batch.add(ins.operation_output, call.output_tokens, labels.usage)
+            if call.cache_read_tokens is not None:
+                batch.add(ins.usage_cache_read, call.cache_read_tokens, labels.modality)
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(ins.server, call, labels, batch)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, labels, batch)
+
+
+def recorder(
+    meter: Meter,
+    latest: bool,
+    models: ModelCap,
+    settings: Settings,
+    server_metrics: bool = True,
+    limit: int = BUFFER_LIMIT,
+    max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
+) -> Recorder:
+    """The one place the metric set is chosen: its instruments and its recorder."""
+    cls = LatestRecorder if latest else ClassicRecorder
+    return cls(meter, models, settings, server_metrics, limit, max_tag_values)
 
 
 def endpoint() -> prometheus.Endpoint | None:
     """The running Prometheus endpoint (host, port), if ``instrument()`` started one."""
-    return _endpoint
+    from otel_llm.instrumentor import LLMInstrumentor
 
-
-def shutdown() -> None:
-    """Stop what ``build_sinks`` started: the endpoint, residency polling, added readers."""
-    global _endpoint
-    _endpoint = None
-    while _stops:
-        stop = _stops.pop()
-        try:
-            stop()
-        except Exception as exc:
-            _logger.debug("otel_llm: shutdown step failed: %r", exc)
-
-
-def build_sinks(
-    options: MetricsSettings, settings: Settings, meter_provider: Any = None
-) -> list[Callable[[LLMCall], None]]:
-    """The per-call sinks (metrics recorder, log event) that ``instrument()`` options ask for.
-
-    ``options`` is resolved once in ``_config`` (keywords over environment over defaults);
-    ``meter_provider`` is the app's, if it passed one.
-    """
-    shutdown()
-    sinks: list[Callable[[LLMCall], None]] = []
-    if options.enabled:
-        provider = _meter_provider(options, meter_provider)
-        meter = provider.get_meter("otel_llm", __version__, schema_url=_SCHEMA_URL)
-        models = ModelCap(options.max_models)
-        ins = instruments.build(meter, options.latest)
-        sinks.append(Recorder(ins, models, settings, options.server, options.max_tag_values))
-        if options.residency:
-            from otel_llm import _residency
-
-            _stops.append(_residency.start(meter, options.residency, settings, models))
-    if options.log_events:
-        from otel_llm import logs
-
-        sinks.append(logs.CallLogger(settings))
-    return sinks
-
-
-def _meter_provider(options: MetricsSettings, provider: Any) -> Any:
-    """The app's MeterProvider or ours; with the Prometheus reader on it if one is asked for."""
-    address = options.prometheus
-    if address is None:
-        return provider or _setup.meter_provider(options.exporter)
-    reader = prometheus.PrometheusReader()
-    if provider is None:
-        building = isinstance(
-            otel_metrics.get_meter_provider(), otel_metrics._internal._ProxyMeterProvider
-        )
-        provider = _setup.meter_provider(
-            options.exporter, extra_readers=[reader] if building else None
-        )
-        if building:
-            _kept_readers[provider] = reader
-    attached = _attach(provider, reader)
-    if attached is not None:
-        labels = options.prometheus_resource_labels
-        _serve(attached, *address, prometheus.DEFAULT_RESOURCE_LABELS if labels is None else labels)
-    return provider
-
-
-def _attach(
-    provider: Any, reader: prometheus.PrometheusReader
-) -> prometheus.PrometheusReader | None:
-    """Put ``reader`` on an existing provider (SDK ``add_metric_reader``); undone on shutdown."""
-    kept = _kept_readers.get(provider)
-    if kept is not None:
-        return kept
-    add = getattr(provider, "add_metric_reader", None)
-    remove = getattr(provider, "remove_metric_reader", None)
-    if add is None or remove is None:
-        _logger.error(
-            "otel_llm: no Prometheus endpoint: this MeterProvider cannot take another reader;"
-            " add otel_llm.prometheus.PrometheusReader() to it and call"
-            " otel_llm.prometheus.serve(reader, port)"
-        )
-        return None
-    add(reader)
-    _stops.append(lambda: remove(reader))
-    return reader
-
-
-def _serve(
-    reader: prometheus.PrometheusReader, host: str, port: int, resource_labels: Iterable[str]
-) -> None:
-    global _endpoint
-    try:
-        served = prometheus.serve(reader, port, host, resource_labels)
-    except OSError as exc:
-        _logger.error("otel_llm: cannot serve Prometheus metrics on %s:%s: %s", host, port, exc)
-        return
-    _endpoint = served
-    _stops.append(served.stop)
+    return LLMInstrumentor().endpoint

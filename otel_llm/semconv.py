@@ -84,7 +84,9 @@ TOOL_CALL_IDS: Final = "otel_llm.tool_calls.ids"
 THINKING: Final = "otel_llm.response.thinking"
 USAGE_MISSING: Final = "otel_llm.usage.missing"
 STREAM_ENDED_BY: Final = "otel_llm.stream.ended_by"
+NESTED_IN_SDK_SPAN: Final = "otel_llm.nested_in_sdk_span"  # otel_llm/_sdk_span.py
 STREAM_CHUNKS: Final = "otel_llm.stream.chunks"
+EMBEDDINGS_COUNT: Final = "otel_llm.embeddings.count"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
 
 # -- legacy names (``legacy_attributes=True`` emits these as well) --------------

@@ -106,8 +106,11 @@ def attributes_from_baggage(
         entries = baggage.get_all()
     if not entries:
         return {}
+    from otel_llm.adapters._common import MAX_TEXT_LENGTH  # the one cap (import cycle if global)
+
+    # Baggage arrives from traffic too (the proxy continues the client's): capped like the rest.
     return {
-        key: str(value)
+        key[:MAX_TEXT_LENGTH]: str(value)[:MAX_TEXT_LENGTH]
         for key, value in entries.items()
         if key in allowed or key.startswith(TAG_PREFIX)
     }

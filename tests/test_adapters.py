@@ -183,3 +183,55 @@ class TestSseParser:
         assert ["get_weather"] == attrs[sc.TOOL_CALL_NAMES]
         assert ("tool_calls",) == tuple(attrs[sc.RESPONSE_FINISH_REASONS])
         assert '"arguments":{"city":"Tokyo"}' in str(attrs[sc.OUTPUT_MESSAGES])
+
+
+class TestSteadyState:
+    """Ordinary records are only counted; anything else in the same chunk is still read."""
+
+    def test_ndjson_tool_call_beside_ordinary_records(self) -> None:
+        """A tool call sharing a chunk with an ordinary record is not missed."""
+        text = NDJSON_CHAT[1]
+        chunks = [text, text, NDJSON_CHAT[2] + text, text, NDJSON_CHAT[3]]
+        attrs = parse(ollama.adapter, chunks, "application/x-ndjson")
+        assert (["get_weather"], 6) == (attrs[sc.TOOL_CALL_NAMES], attrs[sc.STREAM_CHUNKS])
+
+    def test_sse_tool_call_beside_ordinary_deltas(self) -> None:
+        """A /v1 tool-call delta sharing a chunk with an ordinary delta is not missed."""
+        head = SSE_CHAT[0].split(b',"choices"')[0]
+        tool = (
+            head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":"",'
+            b'"tool_calls":[{"id":"call_1","index":0,"type":"function","function":'
+            b'{"name":"lookup","arguments":"{}"}}]},"finish_reason":null}]}\n\n'
+        )
+        text = SSE_CHAT[1]
+        chunks = [SSE_CHAT[0], text, text, tool + text, text, *SSE_CHAT[2:]]
+        attrs = parse(openai_compat.adapter, chunks, "text/event-stream")
+        assert (["lookup"], ["call_1"], 8) == (
+            attrs[sc.TOOL_CALL_NAMES],
+            attrs[sc.TOOL_CALL_IDS],
+            attrs[sc.STREAM_CHUNKS],
+        )
+
+
+class TestCaps:
+    def test_tool_calls_capped_in_number(self) -> None:
+        """A stream of endless tool calls keeps at most MAX_ITEMS names and ids."""
+        from otel_llm.adapters._common import MAX_ITEMS
+
+        record = NDJSON_CHAT[2]
+        attrs = parse(
+            ollama.adapter, [record] * (MAX_ITEMS + 50) + [NDJSON_CHAT[3]], "application/x-ndjson"
+        )
+        assert (MAX_ITEMS, MAX_ITEMS) == (
+            len(attrs[sc.TOOL_CALL_NAMES]),
+            len(attrs[sc.TOOL_CALL_IDS]),
+        )
+
+    def test_finish_reason_index_bounded(self) -> None:
+        """A choice index of a billion does not grow the finish reasons list."""
+        head = SSE_CHAT[0].split(b',"choices"')[0]
+        event = head + b',"choices":[{"index":1000000000,"delta":{},"finish_reason":"stop"}]}\n\n'
+        attrs = parse(
+            openai_compat.adapter, [SSE_CHAT[0], event, SSE_CHAT[-1]], "text/event-stream"
+        )
+        assert sc.RESPONSE_FINISH_REASONS not in attrs

@@ -64,6 +64,7 @@ class TestOptionNames:
             "metric_tags",
             "max_tag_values",
             "ollama_context_lookup",
+            "sdk_spans",
             "metrics",
             "metrics_exporter",
             "latest_metrics",
@@ -124,6 +125,15 @@ class TestUnknownKeywords:
 
 
 class TestResolve:
+    def test_sdk_span_policy(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """sdk_spans: keyword over OTEL_LLM_SDK_SPANS over ``nest``; an unknown value is nest."""
+        assert resolve().nest_in_sdk_spans
+        monkeypatch.setenv(env.OTEL_LLM_SDK_SPANS, "ignore")
+        assert not resolve().nest_in_sdk_spans
+        assert resolve(Options(sdk_spans="nest")).nest_in_sdk_spans
+        monkeypatch.setenv(env.OTEL_LLM_SDK_SPANS, "bogus")
+        assert resolve().nest_in_sdk_spans
+
     def test_defaults(self) -> None:
         """No keyword, no variable: the documented defaults."""
         settings = resolve()

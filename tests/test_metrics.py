@@ -91,6 +91,10 @@ PROMETHEUS_NAMES = {
     "ollama.request.wait.duration": "ollama_request_wait_duration_seconds",
     "ollama.model.operation.duration": "ollama_model_operation_duration_seconds",
     "ollama.model.pulled": "ollama_model_pulled_bytes_total",
+    "otel_llm.exporter.span.dropped": "otel_llm_exporter_span_dropped_total",
+    "otel_llm.exporter.metric_data_point.dropped": (
+        "otel_llm_exporter_metric_data_point_dropped_total"
+    ),
 }
 
 

@@ -381,3 +381,71 @@ def test_otlp_json_file_exporter_by_name(tmp_path: Any) -> None:
     from otel_llm.check import main as check
 
     assert 0 == check(["--spec", str(spec), str(traces)])
+
+
+# -- twins: the sync and async halves take the same arguments ----------------------------
+
+_ASYNC_NAME = {"__iter__": "__aiter__", "__next__": "__anext__"}
+
+
+def _params(fn: Any) -> list[tuple[str, Any, Any]]:
+    import inspect
+
+    return [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(fn, follow_wrapped=False).parameters.values()
+    ]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_send_wrappers_are_twins(module: Any) -> None:
+    """The sync and async ``send`` wrappers (and their builders) take the same parameters,
+    and each keeps its original's name and signature for introspection."""
+    import inspect
+
+    from otel_llm import _observe, _patch
+
+    sync_observer, async_observer = _observe.make_observers(
+        module.SyncByteStream, module.AsyncByteStream
+    )
+    original = getattr(module.Client.send, "__otel_llm_original__", module.Client.send)
+    aoriginal = getattr(module.AsyncClient.send, "__otel_llm_original__", module.AsyncClient.send)
+    send = _patch._wrap_send(original, sync_observer)
+    asend = _patch._wrap_asend(aoriginal, async_observer)
+    assert _params(_patch._wrap_send) == _params(_patch._wrap_asend)
+    assert _params(send) == _params(asend)
+    assert inspect.signature(send) == inspect.signature(original)
+    assert inspect.signature(asend) == inspect.signature(aoriginal)
+    assert (False, True) == (
+        inspect.iscoroutinefunction(send),
+        inspect.iscoroutinefunction(asend),
+    )
+
+
+def test_observers_are_twins() -> None:
+    """Every method of the sync observer has an async twin with the same parameters
+    (``close`` ↔ ``aclose``, ``__iter__`` ↔ ``__aiter__``), and the other way round."""
+    import inspect
+
+    from otel_llm import _observe
+
+    sync_cls, async_cls = _observe.make_observers(httpx.SyncByteStream, httpx.AsyncByteStream)
+    sync_own, async_own = sync_cls.__mro__[1], async_cls.__mro__[1]
+
+    def methods(cls: type) -> dict[str, Any]:
+        return {
+            name: fn
+            for name, fn in vars(cls).items()
+            if inspect.isfunction(fn)
+            and (not name.startswith("_") or name in {*_ASYNC_NAME, *_ASYNC_NAME.values()})
+        }
+
+    sync_methods, async_methods = methods(sync_own), methods(async_own)
+    twins = {_ASYNC_NAME.get(name, "a" + name): name for name in sync_methods}
+    assert sorted(twins) == sorted(async_methods)
+    for aname, name in twins.items():
+        afn, fn = async_methods[aname], sync_methods[name]
+        assert (name, _params(fn)) == (name, _params(afn))
+        assert not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn))
+        assert inspect.iscoroutinefunction(afn) or inspect.isasyncgenfunction(afn)
+    assert _params(sync_cls.__init__) == _params(async_cls.__init__)

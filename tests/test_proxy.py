@@ -213,6 +213,18 @@ def genai_span(spans: Spans, timeout: float = 5.0) -> ReadableSpan:
     return found[0]  # type: ignore[no-any-return]
 
 
+def dechunk(data: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body."""
+    out = b""
+    while data:
+        size, _, data = data.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            break
+        out, data = out + data[:n], data[n + 2 :]
+    return out
+
+
 def hexid(value: int, width: int = 16) -> str:
     return format(value, f"0{width}x")
 
@@ -398,6 +410,41 @@ class TestTraceContinuity:
         )
         assert expected == actual
         assert hexid(genai.context.span_id) == upstream_parent
+
+    def test_raw_socket_client_joins_the_trace(
+        self, traced: Spans, mock: MockOllama, proxy: ProxyServer
+    ) -> None:
+        """A client we cannot patch (any language, here bare HTTP/1.1 bytes) pointed at the
+        proxy: its streamed answer is Ollama's bytes, and the spans join its trace."""
+        body = json.dumps({**CHAT, "stream": True}).encode()
+        head = (
+            f"POST /api/chat HTTP/1.1\r\nHost: ollama\r\nContent-Type: application/json\r\n"
+            f"traceparent: {TRACEPARENT}\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        host, port = proxy.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head.encode() + body)
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        direct = fetch(mock.url, "POST", "/api/chat", {**CHAT, "stream": True})
+        status_line, _, rest = raw.partition(b"\r\n")
+        headers, _, payload = rest.partition(b"\r\n\r\n")
+        assert b"200" in status_line
+        if b"transfer-encoding: chunked" in headers.lower():
+            payload = dechunk(payload)
+        records = [json.loads(line) for line in payload.splitlines()]
+        expected = [json.loads(line) for line in direct[2].splitlines()]
+        strip = ("created_at", "total_duration", "load_duration", "prompt_eval_duration")
+        assert [{k: v for k, v in r.items() if k not in strip} for r in expected] == [
+            {k: v for k, v in r.items() if k not in strip} for r in records
+        ]
+        genai = genai_span(traced)
+        assert (TRACE_ID, True) == (
+            hexid(genai.context.trace_id, 32),
+            genai.attributes["gen_ai.usage.output_tokens"] == records[-1]["eval_count"],  # type: ignore[index]
+        )
 
     def test_without_traceparent_a_new_trace(self, traced: Spans, proxy: ProxyServer) -> None:
         """No caller context: the SERVER span is a root and the GenAI span its child."""
@@ -659,12 +706,12 @@ class TestNotAnOpenProxy:
 
     @pytest.mark.parametrize(
         ("target", "expected"),
-        [(b"example.com:443", (400, 405)), (b"/api/tags", (405,))],
+        [(b"example.com:443", (405,)), (b"/api/tags", (405,))],
     )
     def test_connect_refused(
         self, traced: Spans, mock: MockOllama, proxy: ProxyServer, target: bytes, expected: Any
     ) -> None:
-        """CONNECT is refused (by the parser or by us); nothing reaches the upstream."""
+        """CONNECT is refused with 405, whatever its target; nothing reaches the upstream."""
         count = len(mock.requests)
         request = b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
         status, _ = raw(proxy.url, request)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from otel_llm.proxy.config import (
 )
 from otel_llm.proxy.forward import error_body
 from otel_llm.proxy.headers import request_headers, response_headers
+from otel_llm.proxy.protocol import _Coalescing
 
 
 class TestConfig:
@@ -72,6 +75,36 @@ class TestConfig:
         config = parse_args(["--listen", ":9000", "--upstream", "https://ollama.internal"], env)
         assert (("127.0.0.1", 9000), "https://ollama.internal") == (config.listen, config.upstream)
 
+    def test_client_limits_defaults(self) -> None:
+        """Client limits default to nginx/Go-like values: 32 KiB head, 100 fields, 10 s for a
+        head, 75 s idle, 60 s of body silence."""
+        limits = parse_args([], {}).limits
+        assert (32 * 1024, 100, 10.0, 75.0, 60.0) == (
+            limits.max_header_bytes,
+            limits.max_headers,
+            limits.header_timeout,
+            limits.idle_timeout,
+            limits.body_timeout,
+        )
+
+    def test_client_limits_from_environment_and_flags(self) -> None:
+        """Each client limit reads its variable; a flag wins over it."""
+        env = {
+            "OTEL_LLM_PROXY_MAX_HEADER_SIZE": "16KiB",
+            "OTEL_LLM_PROXY_MAX_HEADERS": "50",
+            "OTEL_LLM_PROXY_HEADER_TIMEOUT": "0.5",
+            "OTEL_LLM_PROXY_IDLE_TIMEOUT": "30",
+            "OTEL_LLM_PROXY_BODY_TIMEOUT": "20",
+        }
+        config = parse_args(["--max-headers", "64", "--idle-timeout", "5"], env)
+        assert (16 * 1024, 64, 0.5, 5.0, 20.0) == (
+            config.max_header_size,
+            config.max_headers,
+            config.header_timeout,
+            config.idle_timeout,
+            config.body_timeout,
+        )
+
     def test_tokens_not_in_repr(self) -> None:
         """Token values never show in the config's repr (so never in a log of it)."""
         assert "hunter2" not in repr(ProxyConfig(tokens=("hunter2",)))
@@ -87,6 +120,12 @@ class TestConfig:
             (["--listen", "http://127.0.0.1:1"], {}),
             (["--max-body", "lots"], {}),
             (["--timeout", "-1"], {}),
+            (["--max-header-size", "100"], {}),
+            (["--max-headers", "0"], {}),
+            (["--max-headers", "many"], {}),
+            (["--header-timeout", "0"], {}),
+            (["--idle-timeout", "-5"], {}),
+            (["--body-timeout", "0"], {}),
             (["--listen", "127.0.0.1:11434"], {}),  # the proxy in front of itself
             (["--admin", "127.0.0.1:11435"], {}),
         ],
@@ -244,3 +283,59 @@ class TestErrorsAndRoutes:
     def test_route(self, path: str, route: str | None) -> None:
         """Only Ollama's own routes become ``http.route`` (bounded cardinality)."""
         assert route == route_of(path)
+
+
+class _Recorder:
+    """A transport stand-in that records each write (each would be one syscall)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class TestCoalescing:
+    def _run(self, steps: Any) -> list[bytes]:
+        async def main() -> list[bytes]:
+            inner = _Recorder()
+            writer = _Coalescing(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+            steps(writer)
+            await asyncio.sleep(0)  # one loop turn
+            await asyncio.sleep(0)
+            return inner.writes
+
+        return asyncio.run(main())
+
+    def test_head_and_body_leave_together(self) -> None:
+        """A head followed by its body in the same turn is one write."""
+        writes = self._run(lambda w: (w.write(b"HEAD"), w.write(b"BODY"), w.write(b"")))
+        assert [b"HEADBODY"] == writes
+
+    def test_lone_head_flushed_by_end_of_turn(self) -> None:
+        """A head whose body is not there yet still leaves within the turn."""
+        assert [b"HEAD"] == self._run(lambda w: w.write(b"HEAD"))
+
+    def test_body_chunks_are_not_held(self) -> None:
+        """After the head, every chunk is written at once, in order."""
+        writes = self._run(lambda w: [w.write(c) for c in (b"H", b"a", b"b", b"c")])
+        assert [b"Ha", b"b", b"c"] == writes
+
+    def test_close_flushes(self) -> None:
+        """Closing right after a held head still sends it first."""
+
+        def steps(writer: Any) -> None:
+            writer.write(b"HEAD")
+            writer.close()
+
+        assert [b"HEAD"] == self._run(steps)

@@ -63,3 +63,11 @@ class TestTags:
             context.detach(token)
         attrs = collected.one().attributes
         assert ("acme", False) == (attrs["tenant"], "secret" in attrs)
+
+    def test_long_values_capped(self, spans: Spans) -> None:
+        """A tag copied from baggage is cut to the documented limit, like every traffic string."""
+        from otel_llm.adapters._common import MAX_TEXT_LENGTH
+
+        with otel_llm.tags(team="t" * 10_000):
+            Recorder(httpx).client().post("/api/chat", json=CHAT)
+        assert "t" * MAX_TEXT_LENGTH == spans.one().attributes["otel_llm.tag.team"]

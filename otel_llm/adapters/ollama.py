@@ -20,11 +20,17 @@ from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser, Routes
 from otel_llm.adapters._common import (
+    MAX_ERROR_LENGTH,
+    MAX_TEXT_LENGTH,
+    EmbeddingsBody,
     ErrorBody,
     JsonBody,
     as_float,
     as_int,
+    capped,
+    capped_list,
     loads,
+    note_tool_call,
     tool_calls,
 )
 
@@ -48,9 +54,13 @@ _INT_OPTIONS: Final = (
     ("num_predict", sc.REQUEST_MAX_TOKENS),
     ("seed", sc.REQUEST_SEED),
 )
+_ORDINARY: Final = (b'"},"done":false}\n', b'","done":false}\n')
+"""How an ordinary record ends: with a string, the message's text or thinking (chat) or
+the ``response`` (generate). Go writes fields in struct order, ``tool_calls`` after the
+text and ``done`` last when false, so a record ending so holds no tool call."""
 _SCALARS: Final = re.compile(
     rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
-    rb'eval_count|eval_duration|prompt_eval_cached_count|model)":("[^"]*"|\d+)'
+    rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)": ?("[^"]*"|\d+)'
 )
 
 
@@ -60,9 +70,7 @@ class OllamaAdapter:
     name = "ollama"
 
     def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
-        model = body.get("model")
-        if isinstance(model, str):
-            call.request_model = model
+        call.request_model = capped(body.get("model"))
         attrs = call.request_attributes
         if call.operation != sc.EMBEDDINGS:
             stream = body.get("stream", True)
@@ -78,16 +86,14 @@ class OllamaAdapter:
                 if ivalue is not None:
                     attrs[name] = ivalue
             call.num_ctx = as_int(options.get("num_ctx"))  # the context window (_context_window)
-            stop = options.get("stop")
-            if isinstance(stop, str):
-                attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
-            elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+            stop = capped_list(options.get("stop"))
+            if stop is not None:
                 attrs[sc.REQUEST_STOP_SEQUENCES] = stop
         fmt = body.get("format")
         if fmt == "json" or isinstance(fmt, Mapping):
             attrs[sc.OUTPUT_TYPE] = "json"
-        think = body.get("think")
-        if isinstance(think, str) and think:
+        think = capped(body.get("think"))
+        if think:
             attrs[sc.REQUEST_REASONING_LEVEL] = think
         if call.settings.capture_content:
             _capture_request(call, body)
@@ -98,7 +104,7 @@ class OllamaAdapter:
         if "ndjson" in content_type:
             return NdjsonStream(call)
         if call.operation == sc.EMBEDDINGS:
-            return JsonBody(call, _read_embed, _scan_large)
+            return EmbeddingsBody(call, _read_embed, _scan_large)
         return JsonBody(call, _read_record, _scan_large)
 
 
@@ -110,24 +116,35 @@ ROUTES: Final = Routes(adapter, ENDPOINTS, prefix="/api/", provider="ollama")
 class NdjsonStream:
     """``/api/chat`` and ``/api/generate`` streams: one JSON record per line."""
 
-    __slots__ = ("_capture", "_framer", "_thinking_phase", "call", "final")
+    __slots__ = ("_capture", "_fast", "_framer", "_thinking_phase", "call", "final")
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
         self._framer = LineFramer()
         self._capture = call.settings.capture_content
         self._thinking_phase = True  # thinking comes first; once text starts, stop looking
+        self._fast = False  # past the thinking phase, not capturing: ordinary records skipped
         self.final = False
 
     def feed(self, data: bytes) -> bool:
+        # The steady state: one ordinary record per chunk, two byte tests and a count.
+        if self._fast and data.endswith(_ORDINARY) and not self._framer.busy:
+            lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
+            self.call.chunks += lines
+            return lines > 1 and self._scan(data)
         framer = self._framer
-        if framer.partial or not data.endswith(b"\n"):
+        if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
+            if framer.skimmed is not None and self._read_skim():
+                return True
             if not data:
                 return False
+        self.call.chunks += data.count(b"\n")
+        return self._scan(data)
+
+    def _scan(self, data: bytes) -> bool:
+        """Complete lines (already counted): decode the ones that matter."""
         call = self.call
-        lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
-        call.chunks += lines
         if data.endswith(b'"done":false}\n') and not self._capture:
             # Ordinary records (Go writes ``done`` last when false; a final or error
             # record would be last): only a tool call or the first thinking is worth
@@ -139,9 +156,11 @@ class NdjsonStream:
             if self._thinking_phase:
                 if b"thinking" in data:
                     self._thinking_phase = False
+                    self._fast = True
                     return self._read_lines(data)
                 if b'"content":""' not in data and b'"response":""' not in data:
                     self._thinking_phase = False
+                    self._fast = True
             return False
         if (
             self._capture
@@ -158,13 +177,33 @@ class NdjsonStream:
 
     def _read_line(self, line: bytes) -> bool:
         record = loads(line)
-        if not isinstance(record, dict):
+        return isinstance(record, dict) and self._read_record(record)
+
+    def _read_skim(self) -> bool:
+        """A record too long to keep (``/api/generate``'s final one carries ``context``)."""
+        framer = self._framer
+        skim, framer.skimmed = framer.skimmed, None
+        if skim is None:
             return False
+        self.call.chunks += 1
+        joined = skim.joined()
+        record = loads(joined) if joined is not None else None
+        if isinstance(record, dict):
+            return self._read_record(record)
+        # The middle was neither numbers nor one string: the scalars at both ends.
+        head, tail = skim.head, skim.tail
+        _scan_large(self.call, head, tail)
+        if b'"done":true' in head or b'"done":true' in tail:
+            self.final = True
+            return True
+        return False
+
+    def _read_record(self, record: dict[str, Any]) -> bool:
         call = self.call
         error = record.get("error")
         if error is not None:
             call.error_type = sc.ERROR_STREAM_ERROR
-            call.error_message = str(error)[:512]
+            call.error_message = str(error)[:MAX_ERROR_LENGTH]
             self.final = True
             return True
         _read_message(call, record)
@@ -178,6 +217,8 @@ class NdjsonStream:
         if self.final:
             return
         rest = self._framer.flush()
+        if self._framer.skimmed is not None and self._read_skim():
+            return
         if rest.strip():
             self.call.chunks += 1
             if self._read_line(rest):
@@ -198,7 +239,7 @@ def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
         call.thinking = True
     capture = call.settings.capture_content
     for item in tool_calls(source.get("tool_calls")):
-        call.add_tool_call(item.name, item.id)
+        note_tool_call(call, item)
         if capture:
             if call.output_tool_calls is None:
                 call.output_tool_calls = []
@@ -211,11 +252,11 @@ def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
 
 def _read_final(call: LLMCall, record: Mapping[str, Any]) -> None:
     """The ``done:true`` record (or a whole non-streamed body): counts and server timings."""
-    model = record.get("model")
-    if isinstance(model, str):
+    model = capped(record.get("model"))
+    if model is not None:
         call.response_model = model
-    reason = record.get("done_reason")
-    if isinstance(reason, str) and reason:
+    reason = capped(record.get("done_reason"))
+    if reason:
         call.finish_reasons = [reason]
     call.input_tokens = as_int(record.get("prompt_eval_count"))
     call.output_tokens = as_int(record.get("eval_count"))
@@ -232,7 +273,7 @@ def _read_record(call: LLMCall, obj: Any) -> None:
         return
     if "error" in obj and "done" not in obj:
         call.error_type = sc.ERROR_STREAM_ERROR
-        call.error_message = str(obj["error"])[:512]
+        call.error_message = str(obj["error"])[:MAX_ERROR_LENGTH]
         return
     call.chunks = 1
     _read_message(call, obj)
@@ -264,7 +305,10 @@ def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
             found[match.group(1)] = match.group(2)
     model = found.get(b"model")
     if model:
-        call.response_model = model.strip(b'"').decode("utf-8", "replace")
+        call.response_model = capped(model.strip(b'"').decode("utf-8", "replace"))
+    reason = found.get(b"done_reason", b"").strip(b'"')
+    if reason:
+        call.finish_reasons = [reason.decode("utf-8", "replace")[:MAX_TEXT_LENGTH]]
     fields = {
         b"prompt_eval_count": "input_tokens",
         b"eval_count": "output_tokens",
@@ -367,8 +411,8 @@ def parse_ps(body: Any) -> list[Loaded]:
     for item in models if isinstance(models, list) else ():
         if not isinstance(item, dict):
             continue
-        name = item.get("model") or item.get("name")
-        if not isinstance(name, str) or not name:
+        name = capped(item.get("model") or item.get("name"))
+        if not name:
             continue
         size, vram = item.get("size"), item.get("size_vram")
         out.append(

@@ -19,12 +19,18 @@ from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser, Routes
 from otel_llm.adapters._common import (
+    MAX_ERROR_LENGTH,
+    MAX_ITEMS,
+    EmbeddingsBody,
     ErrorBody,
     JsonBody,
     ToolCallItem,
     as_float,
     as_int,
+    capped,
+    capped_list,
     loads,
+    note_tool_call,
     tool_calls,
 )
 
@@ -43,8 +49,14 @@ _FLOATS: Final = (
     ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
 )
 _OLLAMA_FINGERPRINT: Final = "fp_ollama"
-_USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)":(\d+)')
-_MODEL_HEAD: Final = re.compile(rb'"model":"([^"]*)"')
+_ORDINARY: Final = (
+    b'"},"finish_reason":null}]}\n\n',
+    b'"},"logprobs":null,"finish_reason":null}]}\n\n',
+)
+"""How an ordinary delta ends: its last field a string (text or reasoning), so no
+``tool_calls`` (written after the text by Ollama and OpenAI), no finish, usage or error."""
+_USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
+_MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
 
 
 class OpenAICompatAdapter:
@@ -53,9 +65,7 @@ class OpenAICompatAdapter:
     name = "openai_compat"
 
     def read_request(self, call: LLMCall, body: Mapping[str, Any]) -> None:
-        model = body.get("model")
-        if isinstance(model, str):
-            call.request_model = model
+        call.request_model = capped(body.get("model"))
         call.stream = body.get("stream") is True
         attrs = call.request_attributes
         for key, name in _FLOATS:
@@ -73,10 +83,8 @@ class OpenAICompatAdapter:
         top_k = as_int(body.get("top_k"))
         if top_k is not None:
             attrs[sc.REQUEST_TOP_K] = top_k
-        stop = body.get("stop")
-        if isinstance(stop, str):
-            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop]
-        elif isinstance(stop, list) and stop and all(isinstance(s, str) for s in stop):
+        stop = capped_list(body.get("stop"))
+        if stop is not None:
             attrs[sc.REQUEST_STOP_SEQUENCES] = stop
         n = as_int(body.get("n"))
         if n is not None and n != 1:
@@ -88,14 +96,14 @@ class OpenAICompatAdapter:
                 attrs[sc.OUTPUT_TYPE] = "json"
             elif kind == "text":
                 attrs[sc.OUTPUT_TYPE] = "text"
-        effort = body.get("reasoning_effort")
+        effort = capped(body.get("reasoning_effort"))
         reasoning = body.get("reasoning")
-        if not isinstance(effort, str) and isinstance(reasoning, Mapping):
-            effort = reasoning.get("effort")
-        if isinstance(effort, str) and effort:
+        if effort is None and isinstance(reasoning, Mapping):
+            effort = capped(reasoning.get("effort"))
+        if effort:
             attrs[sc.REQUEST_REASONING_LEVEL] = effort
-        encoding = body.get("encoding_format")
-        if call.operation == sc.EMBEDDINGS and isinstance(encoding, str):
+        encoding = capped(body.get("encoding_format"))
+        if call.operation == sc.EMBEDDINGS and encoding is not None:
             attrs[sc.REQUEST_ENCODING_FORMATS] = [encoding]
         if call.stream:
             options = body.get("stream_options")
@@ -110,6 +118,8 @@ class OpenAICompatAdapter:
             return ErrorBody(call)
         if "event-stream" in content_type:
             return SseStream(call)
+        if call.operation == sc.EMBEDDINGS:
+            return EmbeddingsBody(call, _read_body, _scan_large)
         return JsonBody(call, _read_body, _scan_large)
 
 
@@ -121,7 +131,16 @@ ROUTES: Final = Routes(adapter, ENDPOINTS, prefix="/v1/")
 class SseStream:
     """``data: {...}`` events ending with ``data: [DONE]``."""
 
-    __slots__ = ("_capture", "_framer", "_reasoning_phase", "_seen_first", "_slow", "call", "final")
+    __slots__ = (
+        "_capture",
+        "_fast",
+        "_framer",
+        "_reasoning_phase",
+        "_seen_first",
+        "_slow",
+        "call",
+        "final",
+    )
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call
@@ -130,19 +149,36 @@ class SseStream:
         self._seen_first = False
         self._slow = True  # decode every event: until the first is read, or when capturing
         self._reasoning_phase = True  # reasoning deltas come first; stop looking after text
+        self._fast = False  # past the reasoning phase, not capturing: ordinary deltas skipped
         self.final = False
 
     def feed(self, data: bytes) -> bool:
+        # The steady state: one ordinary delta per chunk, two byte tests and a count.
+        if (
+            self._fast
+            and data.endswith(_ORDINARY)
+            and data.count(b"\n") == 2  # one line, then the blank line ending the event
+            and data.startswith(b"data:")
+            and not self._framer.busy
+        ):
+            self.call.chunks += 1
+            return False
         framer = self._framer
-        if framer.partial or not data.endswith(b"\n"):
+        if framer.busy or not data.endswith(b"\n"):
             data = framer.feed(data)
+            if framer.skimmed is not None and self._read_skim():
+                return True
             if not data:
                 return False
-        call = self.call
         # Regions start at a line start, and JSON escapes newlines: every "data:" that
         # begins a line begins an event.
         events = data.count(b"\ndata:") + data.startswith(b"data:")
-        call.chunks += events
+        self.call.chunks += events
+        return self._scan(data, events)
+
+    def _scan(self, data: bytes, events: int) -> bool:
+        """Complete events (already counted): decode the ones that matter."""
+        call = self.call
         if self._slow:
             return self._read_lines(data)
         if events == 1 and data.endswith(b'"finish_reason":null}]}\n\n'):
@@ -154,9 +190,11 @@ class SseStream:
             if self._reasoning_phase:
                 if b"reasoning" in data:
                     self._reasoning_phase = False
+                    self._fast = not self._capture
                     return self._read_lines(data)
                 if b'"content":""' not in data:
                     self._reasoning_phase = False
+                    self._fast = not self._capture
             return False
         if (
             b"[DONE]" in data
@@ -174,6 +212,18 @@ class SseStream:
             if line.startswith(b"data:") and self._read_event(line[5:].strip()):
                 return True
         return False
+
+    def _read_skim(self) -> bool:
+        """An event too long to keep: read it if its two ends join into valid JSON."""
+        framer = self._framer
+        skim, framer.skimmed = framer.skimmed, None
+        if skim is None:
+            return False
+        self.call.chunks += 1
+        joined = skim.joined()
+        if joined is None or not joined.startswith(b"data:"):
+            return False
+        return self._read_event(joined[5:].strip())
 
     def _read_event(self, payload: bytes) -> bool:
         call = self.call
@@ -193,7 +243,7 @@ class SseStream:
             if isinstance(error, Mapping):
                 error = error.get("message", error)
             call.error_type = sc.ERROR_STREAM_ERROR
-            call.error_message = str(error)[:512]
+            call.error_message = str(error)[:MAX_ERROR_LENGTH]
             self.final = True
             return True
         usage = event.get("usage")
@@ -210,6 +260,8 @@ class SseStream:
         if self.final:
             return
         rest = self._framer.flush()
+        if self._framer.skimmed is not None and self._read_skim():
+            return
         if rest.startswith(b"data:") and self._read_event(rest[5:].strip()):
             return
         call = self.call
@@ -219,11 +271,11 @@ class SseStream:
 
 
 def _read_header(call: LLMCall, event: Mapping[str, Any]) -> None:
-    response_id = event.get("id")
-    if isinstance(response_id, str):
+    response_id = capped(event.get("id"))
+    if response_id is not None:
         call.response_id = response_id
-    model = event.get("model")
-    if isinstance(model, str):
+    model = capped(event.get("model"))
+    if model is not None:
         call.response_model = model
     if event.get("system_fingerprint") == _OLLAMA_FINGERPRINT:
         call.provider_confirmed = "ollama"
@@ -239,9 +291,9 @@ def _read_usage(call: LLMCall, usage: Mapping[str, Any]) -> None:
 
 
 def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) -> None:
-    reason = choice.get("finish_reason")
-    if isinstance(reason, str) and reason:
-        index = as_int(choice.get("index")) or 0
+    reason = capped(choice.get("finish_reason"))
+    index = as_int(choice.get("index")) or 0
+    if reason and 0 <= index < MAX_ITEMS:
         reasons = call.finish_reasons or []
         while len(reasons) <= index:
             reasons.append("")
@@ -261,7 +313,7 @@ def _read_choice(call: LLMCall, choice: Mapping[str, Any], *, streamed: bool) ->
         call.thinking = True
     for item in tool_calls(body.get("tool_calls")):
         # Streamed tool calls arrive in fragments: only the first carries id and name.
-        call.add_tool_call(item.name, item.id)
+        note_tool_call(call, item)
         if capture:
             _capture_tool_fragment(call, item, streamed)
     if capture:
@@ -287,7 +339,7 @@ def _read_body(call: LLMCall, obj: Any) -> None:
         if isinstance(error, Mapping):
             error = error.get("message", error)
         call.error_type = sc.ERROR_STREAM_ERROR
-        call.error_message = str(error)[:512]
+        call.error_message = str(error)[:MAX_ERROR_LENGTH]
         return
     call.chunks = 1
     _read_header(call, obj)
@@ -315,7 +367,7 @@ def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
     """Huge bodies (big embedding batches): model leads, usage trails."""
     match = _MODEL_HEAD.search(head) or _MODEL_HEAD.search(tail)
     if match:
-        call.response_model = match.group(1).decode("utf-8", "replace")
+        call.response_model = capped(match.group(1).decode("utf-8", "replace"))
     found = {m.group(1): int(m.group(2)) for m in _USAGE_TAIL.finditer(tail)}
     if b"prompt_tokens" in found:
         call.input_tokens = found[b"prompt_tokens"]

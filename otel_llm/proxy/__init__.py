@@ -6,9 +6,11 @@ trace (``traceparent``) and tagged by its own ``baggage``. The request path, one
 per step:
 
 ``app`` (SERVER span, context, refusals) → ``forward`` (upstream exchange through an
-``httpx.AsyncClient`` patched by ``otel_llm.instrument()``: one telemetry core) with
+``httpx.AsyncClient`` patched by ``otel_llm.instrument()``: one telemetry core; under
+it, ``upstream`` is a lean HTTP/1.1 transport) with
 ``headers`` (hop-by-hop rules) and ``auth`` (bearer tokens); ``admin`` serves
-``/metrics``, ``/healthz``, ``/readyz``; ``server`` runs both on uvicorn; ``config``
+``/metrics``, ``/healthz``, ``/readyz``; ``protocol`` is the client connection (uvicorn's
+HTTP/1.1 with header size, count and time limits); ``server`` runs both; ``config``
 resolves flags and ``OTEL_LLM_PROXY_*`` variables. Needs the ``proxy`` extra.
 """
 

@@ -30,7 +30,6 @@ from otel_llm.proxy.auth import CHALLENGE, BearerAuth
 from otel_llm.proxy.config import ProxyConfig
 from otel_llm.proxy.forward import (
     ClientGone,
-    ClientPool,
     Exchange,
     Forwarder,
     Receive,
@@ -39,14 +38,13 @@ from otel_llm.proxy.forward import (
     Send,
     drain,
     send_error,
+    upstream_client,
 )
+from otel_llm.proxy.protocol import ABSOLUTE_FORM, ALLOW, CONNECT_REFUSED
 from otel_llm.tags import TAG_PREFIX, allow_list
 from otel_llm.version import __version__
 
 __all__ = ["ABSOLUTE_FORM", "ROUTES", "ProxyApp", "route_of"]
-
-ABSOLUTE_FORM: Final = "otel_llm.absolute_form"
-"""Scope key our uvicorn protocol sets when the request target was not origin-form."""
 
 ROUTES: Final = frozenset(
     {
@@ -78,6 +76,7 @@ ROUTES: Final = frozenset(
 _METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"}
 )
+_CLOSE: Final = (b"connection", b"close")
 _PROPAGATION: Final = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -94,22 +93,23 @@ def route_of(path: str) -> str | None:
 
 
 class ProxyApp:
-    """ASGI app forwarding every request to ``config.upstream`` through patched httpx clients."""
+    """ASGI app forwarding every request to ``config.upstream`` through a patched httpx client."""
 
     def __init__(
         self,
         config: ProxyConfig,
-        clients: ClientPool | None = None,
+        client: httpx.AsyncClient | None = None,
         *,
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
         self.config = config
-        self.clients = clients or ClientPool(config.connect_timeout, config.timeout)
-        """The upstream clients; ``await app.clients.aclose()`` on shutdown."""
+        self.client = client or upstream_client(config.connect_timeout, config.timeout)
+        """The upstream client; ``await app.client.aclose()`` on shutdown."""
         self._auth = BearerAuth(config.tokens)
+        self._max_headers = config.max_headers
         self._forward = Forwarder(
-            self.clients,
+            self.client,
             config.upstream,
             max_body=config.max_body,
             strip_authorization=self._auth.enabled,
@@ -191,9 +191,28 @@ class ProxyApp:
 
     def _admit(self, scope: Scope) -> None:
         """Raise ``Refused`` for what this gateway never forwards."""
-        if scope["method"] == "CONNECT":
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if len(headers) > self._max_headers:
             raise Refused(
-                405, "CONNECT is not supported: this proxy only forwards to its upstream", "refused"
+                431,
+                f"too many header fields: the limit is {self._max_headers}",
+                "refused",
+                headers=[_CLOSE],
+            )
+        if scope["method"] == "CONNECT":  # the protocol refuses it first; pipelined ones too
+            raise Refused(405, CONNECT_REFUSED, "refused", headers=[(b"allow", ALLOW), _CLOSE])
+        framing = 0
+        for name, _ in headers:
+            if name == b"content-length":
+                framing |= 1
+            elif name == b"transfer-encoding":
+                framing |= 2
+        if framing == 3:  # RFC 9112 §6.1: a smuggling attempt; the rest is unreadable
+            raise Refused(
+                400,
+                "Content-Length with Transfer-Encoding is not allowed",
+                "refused",
+                headers=[_CLOSE],
             )
         if scope.get(ABSOLUTE_FORM) or not scope["path"].startswith("/"):
             raise Refused(

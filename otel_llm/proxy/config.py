@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from otel_llm.proxy.protocol import Limits
+
 __all__ = [
     "DEFAULT_ADMIN",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LISTEN",
     "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_HEADER_SIZE",
     "DEFAULT_UPSTREAM",
     "ConfigError",
     "ProxyConfig",
@@ -31,6 +38,15 @@ DEFAULT_LISTEN = "127.0.0.1:11435"
 DEFAULT_UPSTREAM = "http://127.0.0.1:11434"
 DEFAULT_ADMIN = "127.0.0.1:9465"
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# Client limits, in line with common servers: nginx reads a head in 4 x 8 KiB buffers
+# (32 KiB) and closes idle keep-alive connections after 75 s; Go's and Apache's servers
+# cap a request at 100 header fields; a head must arrive within 10 s (Go's
+# ReadHeaderTimeout as usually set; nginx waits 60 s).
+DEFAULT_MAX_HEADER_SIZE = 32 * 1024
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_IDLE_TIMEOUT = 75.0
+DEFAULT_BODY_TIMEOUT = 60.0  # nginx's client_body_timeout
 
 # Environment variables (each mirrors the flag of the same name).
 ENV_LISTEN = "OTEL_LLM_PROXY_LISTEN"
@@ -39,6 +55,11 @@ ENV_ADMIN = "OTEL_LLM_PROXY_ADMIN"
 ENV_TOKENS = "OTEL_LLM_PROXY_TOKENS"
 ENV_TOKEN_FILE = "OTEL_LLM_PROXY_TOKEN_FILE"
 ENV_MAX_BODY = "OTEL_LLM_PROXY_MAX_BODY"
+ENV_MAX_HEADER_SIZE = "OTEL_LLM_PROXY_MAX_HEADER_SIZE"
+ENV_MAX_HEADERS = "OTEL_LLM_PROXY_MAX_HEADERS"
+ENV_HEADER_TIMEOUT = "OTEL_LLM_PROXY_HEADER_TIMEOUT"
+ENV_IDLE_TIMEOUT = "OTEL_LLM_PROXY_IDLE_TIMEOUT"
+ENV_BODY_TIMEOUT = "OTEL_LLM_PROXY_BODY_TIMEOUT"
 ENV_CONNECT_TIMEOUT = "OTEL_LLM_PROXY_CONNECT_TIMEOUT"
 ENV_TIMEOUT = "OTEL_LLM_PROXY_TIMEOUT"
 ENV_SHUTDOWN_TIMEOUT = "OTEL_LLM_PROXY_SHUTDOWN_TIMEOUT"
@@ -70,6 +91,16 @@ class ProxyConfig:
     """Bearer tokens clients must present; empty means no client auth."""
     max_body: int = DEFAULT_MAX_BODY
     """Largest request body in bytes (413 beyond); 0 means no limit."""
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    """Largest request head (request line and headers) in bytes (431 beyond)."""
+    max_headers: int = DEFAULT_MAX_HEADERS
+    """Most header fields in a request (431 beyond)."""
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    """Seconds a client gets to send a whole request head (408, or a close, beyond)."""
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds an idle keep-alive client connection stays open."""
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    """Seconds a request body may go without a byte (408 beyond)."""
     connect_timeout: float = 10.0
     """Seconds to connect to the upstream before answering 502... 504."""
     timeout: float = 600.0
@@ -88,6 +119,17 @@ class ProxyConfig:
     @property
     def auth(self) -> bool:
         return bool(self.tokens)
+
+    @property
+    def limits(self) -> Limits:
+        """What one client connection may take, for the HTTP protocol."""
+        return Limits(
+            self.max_header_size,
+            self.max_headers,
+            self.header_timeout,
+            self.idle_timeout,
+            self.body_timeout,
+        )
 
     @property
     def listen_url(self) -> str:
@@ -186,6 +228,16 @@ def _float(name: str, value: str) -> float:
     return number
 
 
+def _count(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} {value!r}: expected a whole number") from None
+    if number <= 0:
+        raise ConfigError(f"{name} {value!r}: must be positive")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-llm proxy",
@@ -204,6 +256,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--token-file", help=f"bearer tokens clients must send, one a line (${ENV_TOKEN_FILE})")
     add("--max-body", help=f"largest request body, e.g. 32MiB; 0 = no limit (${ENV_MAX_BODY})")
+    add(
+        "--max-header-size",
+        help=f"largest request head, e.g. 32KiB (${ENV_MAX_HEADER_SIZE}; 32KiB)",
+    )
+    add("--max-headers", help=f"most header fields a request (${ENV_MAX_HEADERS}; 100)")
+    add(
+        "--header-timeout",
+        help=f"seconds a client gets to send a request head (${ENV_HEADER_TIMEOUT}; 10)",
+    )
+    add(
+        "--idle-timeout",
+        help=f"seconds an idle client connection stays open (${ENV_IDLE_TIMEOUT}; 75)",
+    )
+    add(
+        "--body-timeout",
+        help=f"seconds a request body may go without a byte (${ENV_BODY_TIMEOUT}; 60)",
+    )
     add("--connect-timeout", help=f"seconds to connect upstream (${ENV_CONNECT_TIMEOUT}; 10)")
     add("--timeout", help=f"seconds the upstream may stay silent (${ENV_TIMEOUT}; 600)")
     add(
@@ -253,6 +322,22 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
         admin=admin,
         tokens=tuple(dict.fromkeys(tokens)),
         max_body=max_body,
+        max_header_size=parse_size(
+            pick(args.max_header_size, ENV_MAX_HEADER_SIZE, str(DEFAULT_MAX_HEADER_SIZE))
+        ),
+        max_headers=_count(
+            "max headers", pick(args.max_headers, ENV_MAX_HEADERS, str(DEFAULT_MAX_HEADERS))
+        ),
+        header_timeout=_float(
+            "header timeout",
+            pick(args.header_timeout, ENV_HEADER_TIMEOUT, str(DEFAULT_HEADER_TIMEOUT)),
+        ),
+        idle_timeout=_float(
+            "idle timeout", pick(args.idle_timeout, ENV_IDLE_TIMEOUT, str(DEFAULT_IDLE_TIMEOUT))
+        ),
+        body_timeout=_float(
+            "body timeout", pick(args.body_timeout, ENV_BODY_TIMEOUT, str(DEFAULT_BODY_TIMEOUT))
+        ),
         connect_timeout=_float(
             "connect timeout", pick(args.connect_timeout, ENV_CONNECT_TIMEOUT, "10")
         ),
@@ -279,6 +364,12 @@ def check(config: ProxyConfig) -> None:
         raise ConfigError(f"loop {config.loop!r}: auto, uvloop or asyncio")
     if config.max_body < 0:
         raise ConfigError("max body must be >= 0")
+    if config.max_header_size < 1024:
+        raise ConfigError("max header size must be at least 1KiB")
+    if config.max_headers < 1:
+        raise ConfigError("max headers must be positive")
+    if min(config.header_timeout, config.idle_timeout, config.body_timeout) <= 0:
+        raise ConfigError("header, body and idle timeouts must be positive")
     parts = urlsplit(config.upstream)
     host, port = config.listen
     if (

@@ -3,7 +3,8 @@
 The request goes out through an ``httpx.AsyncClient`` that ``otel_llm.instrument()``
 has patched, so an LLM call gets its GenAI span from the same core an in-process app
 uses (request parsing, stream observer, metrics): the proxy adds no telemetry of its own
-to it. The contract:
+to it. Under that client, ``upstream.UpstreamTransport`` does the HTTP and hands each
+body chunk to the client connection before it goes up to the telemetry. The contract:
 
 * Bodies stream both ways. Each upstream chunk is sent to the client as it arrives
   (uvicorn writes it at once and applies backpressure in ``send``); an upload is read
@@ -32,17 +33,18 @@ import httpx
 
 from otel_llm.adapters import match
 from otel_llm.proxy.headers import request_headers, response_headers
+from otel_llm.proxy.upstream import SINK, UpstreamTransport
 
 __all__ = [
     "JSON",
     "ClientGone",
-    "ClientPool",
     "Exchange",
     "Forwarder",
     "Refused",
     "drain",
     "error_body",
     "make_client",
+    "upstream_client",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -51,6 +53,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json; charset=utf-8"
+_URL_CACHE = 256
 DRAIN_LIMIT = 4 * 1024 * 1024
 """Most request bytes read and dropped after refusing a body as too large."""
 
@@ -118,7 +121,8 @@ def make_client(
     keepalive: int = 256,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
-    """An upstream client: no env proxies, no redirects, no cookie jar, Nagle off.
+    """A plain upstream client (the admin's readiness check): no env proxies, no
+    redirects, no cookie jar, Nagle off.
 
     Requests are built as ``httpx.Request`` and passed to ``send``, so the client's
     default headers (``User-Agent: python-httpx``...) are never merged in. httpcore
@@ -141,44 +145,40 @@ def make_client(
     )
 
 
-class ClientPool:
-    """Upstream clients lent out one request at a time, each keeping one warm connection.
+class _NoCookies(httpx.Cookies):
+    """Keeps no cookie and, unlike an empty jar, spends nothing per response looking."""
 
-    httpcore's pool checks every connection on every request and response close
-    (``has_expired`` polls the socket; the idle count is recomputed per connection,
-    O(n²)), so 64 concurrent streams through one ``AsyncClient`` spend more CPU in pool
-    bookkeeping than in forwarding. A LIFO free list of single-connection clients keeps
-    that O(1). Every client is a patched ``httpx.AsyncClient``: the telemetry is the
-    core's, unchanged.
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _UpstreamClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` (so ``instrument()``'s patch of ``send`` applies) that
+    never reads ``Set-Cookie``: a gateway passes cookies on, it keeps none."""
+
+    _none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
+def upstream_client(connect_timeout: float, timeout: float) -> httpx.AsyncClient:
+    """The proxy's upstream client: ``make_client``'s settings over ``UpstreamTransport``.
+
+    Its ``send`` is ``httpx.AsyncClient.send``, which ``otel_llm.instrument()`` patched:
+    the GenAI telemetry is the core's, unchanged.
     """
-
-    def __init__(self, connect_timeout: float, timeout: float, max_idle: int = 256) -> None:
-        self._connect_timeout = connect_timeout
-        self._timeout = timeout
-        self._max_idle = max_idle
-        self._idle: list[httpx.AsyncClient] = []
-        self._all: set[httpx.AsyncClient] = set()
-        self._ssl = httpx.create_ssl_context()  # once: loading the CA bundle takes ~30 ms
-
-    def acquire(self) -> httpx.AsyncClient:
-        if self._idle:
-            return self._idle.pop()
-        client = make_client(self._connect_timeout, self._timeout, keepalive=1, verify=self._ssl)
-        self._all.add(client)
-        return client
-
-    async def release(self, client: httpx.AsyncClient) -> None:
-        if len(self._idle) < self._max_idle and not client.is_closed:
-            self._idle.append(client)
-            return
-        self._all.discard(client)
-        await client.aclose()
-
-    async def aclose(self) -> None:
-        clients, self._all, self._idle = list(self._all), set(), []
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+    return _UpstreamClient(
+        transport=UpstreamTransport(httpx.create_ssl_context()),
+        timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=connect_timeout),
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 async def send_error(
@@ -204,13 +204,14 @@ class Forwarder:
 
     def __init__(
         self,
-        clients: ClientPool,
+        client: httpx.AsyncClient,
         upstream: str,
         *,
         max_body: int = 0,
         strip_authorization: bool = False,
     ) -> None:
-        self._clients = clients
+        self._client = client
+        self._urls: dict[str, httpx.URL] = {}
         self._base = upstream.rstrip("/")
         self._max_body = max_body
         self._strip_authorization = strip_authorization
@@ -250,37 +251,49 @@ class Forwarder:
             ),
             content=content,
         )
-        upstream = asyncio.ensure_future(self._exchange(request, send, exchange))
+        # The exchange runs in this task (no extra task, no extra wake-up per request); a
+        # disconnect seen by the watcher cancels this task, and only that cancellation is
+        # swallowed here.
+        task = asyncio.current_task()
         watcher = asyncio.ensure_future(_watch_disconnect(receive, body_done, exchange))
-        gone = False
+        state = {"active": True, "gone": False}
 
-        def on_gone(task: asyncio.Future[bool]) -> None:
-            nonlocal gone
-            if not task.cancelled() and task.exception() is None and task.result():
-                gone = True
-                upstream.cancel()
+        def on_gone(done: asyncio.Future[bool]) -> None:
+            if not state["active"] or done.cancelled() or done.exception() is not None:
+                return
+            if done.result() and task is not None:
+                state["gone"] = True
+                task.cancel()
 
         watcher.add_done_callback(on_gone)
         try:
-            await upstream
+            await self._exchange(request, send, exchange)
         except asyncio.CancelledError:
-            if not gone:
+            if not state["gone"]:
                 raise  # we are being cancelled (shutdown deadline): not the client's doing
+            uncancel = getattr(task, "uncancel", None)  # 3.11+: the count must balance
+            if uncancel is not None:
+                uncancel()
             exchange.outcome = "client_disconnected"
         finally:
+            state["active"] = False
             watcher.cancel()
-            if not upstream.done():
-                upstream.cancel()
-                with contextlib.suppress(BaseException):
-                    await upstream
 
     # --- request side
 
-    def _url(self, scope: Scope) -> str:
+    def _url(self, scope: Scope) -> httpx.URL:
+        """The upstream URL; parsed once per distinct target (URLs are immutable)."""
         raw_path: bytes | None = scope.get("raw_path")
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         query: bytes = scope.get("query_string", b"")
-        return self._base + path + ("?" + query.decode("latin-1") if query else "")
+        target = path + ("?" + query.decode("latin-1") if query else "")
+        url = self._urls.get(target)
+        if url is None:
+            url = httpx.URL(self._base + target)
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()  # many distinct targets (blobs, queries): start over
+            self._urls[target] = url
+        return url
 
     def _check_length(self, headers: list[tuple[bytes, bytes]]) -> None:
         if not self._max_body:
@@ -331,17 +344,15 @@ class Forwarder:
     # --- response side
 
     async def _exchange(self, request: httpx.Request, send: Send, exchange: Exchange) -> None:
-        client = self._clients.acquire()
-        try:
-            await self._roundtrip(client, request, send, exchange)
-        finally:
-            await self._clients.release(client)
+        async def sink(chunk: bytes) -> None:
+            # called by the transport below the telemetry: the client has each chunk
+            # before the core parses it (and, on the final record, ends the span)
+            exchange.bytes_out += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def _roundtrip(
-        self, client: httpx.AsyncClient, request: httpx.Request, send: Send, exchange: Exchange
-    ) -> None:
+        request.extensions[SINK] = sink
         try:
-            response = await client.send(request, stream=True)
+            response = await self._client.send(request, stream=True)
         except (Refused, ClientGone):
             raise
         except httpx.TimeoutException as exc:
@@ -363,9 +374,8 @@ class Forwarder:
                 }
             )
             try:
-                async for chunk in response.aiter_raw():
-                    exchange.bytes_out += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                async for _ in response.aiter_raw():
+                    pass  # the sink forwarded it
             except httpx.TransportError as exc:
                 # Headers are gone: returning without the last message makes the server
                 # cut the connection, so the client sees the break as it would directly.

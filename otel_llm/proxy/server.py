@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -34,52 +34,21 @@ import httpx
 import structlog
 import uvicorn
 
+from otel_llm._serve import QuietServer, bind
 from otel_llm.proxy.admin import AdminApp, build_registry
-from otel_llm.proxy.app import ABSOLUTE_FORM, ProxyApp
+from otel_llm.proxy.app import ProxyApp
 from otel_llm.proxy.config import ConfigError, ProxyConfig, check, parse_args
 from otel_llm.proxy.forward import make_client
+from otel_llm.proxy.protocol import Limits, http_protocol
 
 __all__ = ["ProxyServer", "Telemetry", "http_protocol", "main", "setup_telemetry"]
 
 _logger = logging.getLogger("otel_llm.proxy")
 
 
-def http_protocol(kind: str) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol class; the httptools one notes non-origin-form targets.
-
-    httptools hands uvicorn only the path of ``GET http://elsewhere/x``, so the app could
-    not tell it from ``GET /x``; this subclass marks such requests in the scope. (h11
-    keeps the whole target in ``scope["path"]``, which the app checks directly.)
-    """
-    if kind in ("auto", "httptools"):
-        try:
-            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-        except ImportError:
-            if kind == "httptools":
-                raise
-        else:
-
-            class OriginFormHttpTools(HttpToolsProtocol):
-                def on_headers_complete(self) -> None:
-                    if self.url[:1] != b"/":
-                        self.scope[ABSOLUTE_FORM] = True  # type: ignore[typeddict-unknown-key]
-                    super().on_headers_complete()
-
-            return OriginFormHttpTools
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    return H11Protocol
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to us (two servers share one loop)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _uvicorn_config(app: Any, protocol: type[asyncio.Protocol], shutdown_timeout: float) -> Any:
+def _uvicorn_config(
+    app: Any, protocol: type[asyncio.Protocol], shutdown_timeout: float, limits: Limits
+) -> Any:
     return uvicorn.Config(
         app,
         http=protocol,
@@ -93,22 +62,9 @@ def _uvicorn_config(app: Any, protocol: type[asyncio.Protocol], shutdown_timeout
         date_header=False,
         timeout_graceful_shutdown=cast(int, shutdown_timeout),  # a float works (wait_for)
         backlog=2048,
+        timeout_keep_alive=cast(int, limits.idle_timeout),  # a float works (call_later)
+        h11_max_incomplete_event_size=limits.max_header_bytes,
     )
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A bound (not yet listening) TCP socket; port 0 picks a free one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto given explicitly: the stdlib loop sets TCP_NODELAY on accepted sockets only when
-    # sock.proto == IPPROTO_TCP (proto 0 => Nagle stays on: ~40 ms stalls per response)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 @dataclass
@@ -151,13 +107,20 @@ class _Runner:
             tracer_provider=telemetry.tracer_provider,
             meter_provider=telemetry.meter_provider,
         )
-        main = _Server(_uvicorn_config(app, http_protocol(config.http), config.shutdown_timeout))
+        limits = config.limits
+        main = QuietServer(
+            _uvicorn_config(
+                app, http_protocol(config.http, limits), config.shutdown_timeout, limits
+            )
+        )
         self.servers.append(main)
         tasks = [asyncio.ensure_future(main.serve(sockets=[self.sockets[0]]))]
         admin = None
         if self.sockets[1] is not None:
             self.admin = AdminApp(client, config.upstream, build_registry(telemetry.reader))
-            admin = _Server(_uvicorn_config(self.admin, http_protocol("h11"), 1.0))
+            admin = QuietServer(
+                _uvicorn_config(self.admin, http_protocol("h11", limits), 1.0, limits)
+            )
             self.servers.append(admin)
             tasks.append(asyncio.ensure_future(admin.serve(sockets=[self.sockets[1]])))
         try:
@@ -179,7 +142,7 @@ class _Runner:
         finally:
             for task in tasks:
                 task.cancel()
-            await app.clients.aclose()
+            await app.client.aclose()
             await client.aclose()
 
 

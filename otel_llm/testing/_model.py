@@ -106,7 +106,11 @@ class SpanRecord:
     @property
     def is_llm(self) -> bool:
         """An LLM call: its ``gen_ai.operation.name`` is an inference or embeddings operation."""
-        return self.attributes.get(sc.OPERATION_NAME) in INFERENCE_OPERATIONS
+        attrs = self.attributes
+        # Our span nested in an SDK's own inference span is part of that call, not another one.
+        return attrs.get(sc.OPERATION_NAME) in INFERENCE_OPERATIONS and not attrs.get(
+            sc.NESTED_IN_SDK_SPAN
+        )
 
     @property
     def duration(self) -> float:

@@ -392,7 +392,9 @@ def _label(group: Group) -> str:
 def metrics_problems(records: Sequence[SpanRecord], points: Sequence[MetricPoint]) -> list[str]:
     """GenAI metrics that disagree with the LLM spans: call counts and token sums per model."""
     names = _names()
-    calls = [r for r in records if r.is_llm]
+    # An SDK span with ours nested in it was counted by the SDK, in its own meter.
+    counted_by_sdk = {r.parent_id for r in records if r.attributes.get(sc.NESTED_IN_SDK_SPAN)}
+    calls = [r for r in records if r.is_llm and r.span_id not in counted_by_sdk]
     by_name: dict[str, list[MetricPoint]] = defaultdict(list)
     for point in points:
         by_name[point.name].append(point)

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import uvicorn
 
+from otel_llm._serve import QuietServer, bind
 from otel_llm.testing.mock_ollama._app import _App
 from otel_llm.testing.mock_ollama._content import _aliases, _full_name
 from otel_llm.testing.mock_ollama._scenario import DEFAULT_MODELS, RecordedRequest, Scenario
-
-
-class _Server(uvicorn.Server):
-    """Leaves signal handling to the host program: the server runs in a helper thread."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def install_signal_handlers(self) -> None:  # the same hook in uvicorn < 0.29
-        pass
 
 
 class MockOllama:
@@ -80,14 +68,7 @@ class MockOllama:
         """Bind 127.0.0.1:port (0 = ephemeral), serve from a thread, return once ready."""
         if self._server is not None:
             return self
-        # With an explicit IPPROTO_TCP asyncio sets TCP_NODELAY (no 40 ms delayed-ACK stalls).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self.port))
-        except OSError:
-            sock.close()
-            raise
+        sock = bind("127.0.0.1", self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             cast(Any, self._app),
@@ -99,7 +80,7 @@ class MockOllama:
             server_header=False,
             timeout_graceful_shutdown=2,
         )
-        server = _Server(config)
+        server = QuietServer(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"mock-ollama-{self.port}"
         )
