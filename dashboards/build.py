@@ -53,6 +53,11 @@ SERVER_REQUEST_DURATION = "gen_ai_server_request_duration_seconds"  # Ollama's t
 SERVER_TIME_TO_FIRST_TOKEN = "gen_ai_server_time_to_first_token_seconds"  # load + prefill
 SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai_server_time_per_output_token_seconds"  # eval / eval_count
 MODEL_LOAD_DURATION = "ollama_model_load_duration_seconds"  # recorded for cold loads only
+CONTEXT_TRUNCATIONS = "ollama_context_truncations_total"  # prompts that filled the window
+CONTEXT_UTILIZATION = "ollama_context_utilization"  # prompt tokens / window (unit 1)
+WAIT_DURATION = "ollama_request_wait_duration_seconds"  # client duration - total_duration
+MODEL_OPERATION_DURATION = "ollama_model_operation_duration_seconds"  # pull, push, show...
+MODEL_PULLED = "ollama_model_pulled_bytes_total"  # bytes pulls downloaded
 
 METRICS: dict[str, str] = {
     "gen_ai.client.operation.duration": OPERATION_DURATION,
@@ -62,6 +67,11 @@ METRICS: dict[str, str] = {
     "gen_ai.server.time_to_first_token": SERVER_TIME_TO_FIRST_TOKEN,
     "gen_ai.server.time_per_output_token": SERVER_TIME_PER_OUTPUT_TOKEN,
     "ollama.model.load.duration": MODEL_LOAD_DURATION,
+    "ollama.context.truncations": CONTEXT_TRUNCATIONS,
+    "ollama.context.utilization": CONTEXT_UTILIZATION,
+    "ollama.request.wait.duration": WAIT_DURATION,
+    "ollama.model.operation.duration": MODEL_OPERATION_DURATION,
+    "ollama.model.pulled": MODEL_PULLED,
 }
 """OTel instrument name → Prometheus name, for every metric a dashboard reads."""
 
@@ -72,6 +82,7 @@ METRICS: dict[str, str] = {
 RECORDED_CALLS = "service_model:gen_ai_client_operations:rate5m"
 RECORDED_ERRORS = "service_model:gen_ai_client_operation_errors:rate5m"
 RECORDED_OUTPUT_TOKENS = "service_model:gen_ai_client_output_tokens:rate5m"
+RECORDED_TRUNCATION_RATIO = "service_model:ollama_context_truncations:ratio_rate5m"
 
 # -- labels (attribute keys with "." → "_")
 SERVICE = "service_name"
@@ -84,7 +95,16 @@ MODEL = "gen_ai_request_model"
 OPERATION = "gen_ai_operation_name"
 TOKEN_TYPE = "gen_ai_token_type"
 ERROR_TYPE = "error_type"
+SERVER_ADDRESS = "server_address"
+PROVIDER = "gen_ai_provider_name"
+OLLAMA_CALLS = f'{PROVIDER}="ollama"'
+"""Calls to Ollama: the only ones with a total_duration to compare with."""
 FAILED = f'{ERROR_TYPE}!=""'
+MODEL_OPERATION = "ollama_operation_name"  # pull, push, create, copy, delete, show
+TAG = "$tag"
+"""The label of the allow-listed traffic tag to group usage by (``metric_tags``; e.g.
+``tags(team=...)`` is otel_llm_tag_team): a custom variable, one label name per value."""
+TAG_LABELS = "otel_llm_tag_team,otel_llm_tag_app,gen_ai_agent_name,user_id,session_id"
 """Only failed calls carry error.type."""
 
 # -- units (Grafana unit ids; tokens have none, so a suffix)
@@ -93,6 +113,7 @@ PER_SECOND = "reqps"
 RATIO = "percentunit"
 TOKENS = "suffix: tok"
 TOKENS_PER_SECOND = "suffix: tok/s"
+BYTES_PER_SECOND = "Bps"
 COUNT = "short"
 MICROSECONDS = "µs"  # what Jaeger search results report
 MILLISECONDS = "ms"
@@ -100,6 +121,8 @@ MILLISECONDS = "ms"
 RATE = "$__rate_interval"
 SELECTOR = f'{SERVICE}=~"$service", {ENVIRONMENT}=~"$environment", {MODEL}=~"$model"'
 """Every overview query filters on the three dashboard variables."""
+SERVER_SELECTOR = f'{SERVICE}=~"$service", {ENVIRONMENT}=~"$environment"'
+"""Model operations carry no gen_ai_request_model: they filter on service and environment."""
 
 
 # -- Jaeger queries: the SDK has no Jaeger dataquery, so one small variant ---------------
@@ -339,6 +362,20 @@ def overview() -> db.Dashboard:
             )
         )
         .with_variable(
+            db.CustomVariable("tag")
+            .label("Usage by tag")
+            .description(
+                "Prometheus label of a tag named in metric_tags (tags(team=...) is"
+                " otel_llm_tag_team); used by the Usage row."
+            )
+            .values(TAG_LABELS)
+            .current(
+                model.VariableOption(
+                    selected=True, text="otel_llm_tag_team", value="otel_llm_tag_team"
+                )
+            )
+        )
+        .with_variable(
             db.CustomVariable("slow")
             .label("Slow call ≥")
             .values("1s,2s,5s,10s,30s,60s")
@@ -528,6 +565,133 @@ def overview() -> db.Dashboard:
                 width=8,
             )
         )
+        .with_row(db.Row("Context window"))
+        .with_panel(
+            series(
+                "Prompts cut to fit the context window",
+                RATIO,
+                "Share of each model's calls whose prompt filled the context window"
+                " (prompt_eval_count ≥ num_ctx): Ollama silently dropped tokens. 0 when none"
+                " was (5-minute rates, recorded by deploy/rules; docs/attributes.md).",
+                promql(recorded(RECORDED_TRUNCATION_RATIO), legend(MODEL)),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Truncated prompts by model",
+                COUNT,
+                "Calls whose prompt filled the context window, per rate interval.",
+                promql(
+                    f"sum by ({MODEL}) (increase({CONTEXT_TRUNCATIONS}{{{SELECTOR}}}[{RATE}]))",
+                    legend(MODEL),
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Context window used p95 by model",
+                RATIO,
+                "95th percentile of prompt tokens / context window; 100 % is a cut prompt.",
+                promql(quantile(0.95, CONTEXT_UTILIZATION, MODEL), legend(MODEL)),
+                width=8,
+            )
+        )
+        .with_row(db.Row("Queueing: client vs Ollama time"))
+        .with_panel(
+            series(
+                "Client vs Ollama time by model (mean)",
+                SECONDS,
+                "Mean call duration as the app saw it next to Ollama's own total_duration,"
+                " per model: a growing gap with a flat Ollama line is a saturated server"
+                " (OLLAMA_NUM_PARALLEL reached), not a slow model.",
+                promql(
+                    f"sum by ({MODEL}) ({rate(OPERATION_DURATION + '_sum', OLLAMA_CALLS)})"
+                    f" / sum by ({MODEL}) ({rate(OPERATION_DURATION + '_count', OLLAMA_CALLS)})",
+                    "client " + legend(MODEL),
+                    "A",
+                ),
+                promql(
+                    f"sum by ({MODEL}) ({rate(SERVER_REQUEST_DURATION + '_sum')})"
+                    f" / sum by ({MODEL}) ({rate(SERVER_REQUEST_DURATION + '_count')})",
+                    "ollama " + legend(MODEL),
+                    "B",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Time outside Ollama p95 by model",
+                SECONDS,
+                "Client duration minus Ollama's total_duration: queued behind other"
+                " requests, waiting for a load, or on the wire. Exemplar dots open the trace.",
+                promql(quantile(0.95, WAIT_DURATION, MODEL), legend(MODEL), exemplar=True),
+            )
+        )
+        .with_row(db.Row("Model operations"))
+        .with_panel(
+            series(
+                "Model operations p95 by operation",
+                SECONDS,
+                "Pull, push, create, copy, delete and show: how long they took (spans named"
+                " after the operation and model).",
+                promql(
+                    f"histogram_quantile(0.95, sum by (le, {MODEL_OPERATION}) (rate("
+                    f"{MODEL_OPERATION_DURATION}_bucket{{{SERVER_SELECTOR}}}[{RATE}])))",
+                    legend(MODEL_OPERATION),
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Pulled bytes/s",
+                BYTES_PER_SECOND,
+                "Bytes Ollama downloaded for pulls (completed bytes of their layers).",
+                promql(
+                    f"sum by ({SERVER_ADDRESS})"
+                    f" (rate({MODEL_PULLED}{{{SERVER_SELECTOR}}}[{RATE}]))",
+                    legend(SERVER_ADDRESS),
+                ),
+            )
+        )
+        .with_row(db.Row("Usage by $tag"))
+        .with_panel(
+            series(
+                "Tokens/s by $tag",
+                TOKENS_PER_SECOND,
+                "Input and output tokens per second per value of the chosen traffic tag."
+                " Only tags named in metric_tags / OTEL_LLM_METRIC_TAGS reach metrics; past"
+                " max_tag_values distinct values they read _OTHER.",
+                promql(
+                    f"sum by ({TAG}, {TOKEN_TYPE}) ({rate(TOKEN_USAGE + '_sum')})",
+                    legend(TAG, TOKEN_TYPE),
+                ),
+                width=8,
+                stack=True,
+            )
+        )
+        .with_panel(
+            series(
+                "Calls/s by $tag",
+                PER_SECOND,
+                "LLM calls per second per value of the chosen traffic tag.",
+                promql(
+                    f"sum by ({TAG}) ({rate(OPERATION_DURATION + '_count')})",
+                    "{{" + TAG + "}}",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Call duration p95 by $tag",
+                SECONDS,
+                "95th percentile of call duration per value of the chosen traffic tag.",
+                promql(quantile(0.95, OPERATION_DURATION, TAG), "{{" + TAG + "}}"),
+                width=8,
+            )
+        )
         .with_row(db.Row("Recent slow or failed calls"))
         # Two panels, not two targets in one: Grafana's Jaeger datasource runs only the
         # first target of a panel.
@@ -584,6 +748,12 @@ def call_chains() -> db.Dashboard:
             .current(model.VariableOption(selected=True, text="0ms", value="0ms"))
         )
         .with_variable(
+            db.CustomVariable("model_operation")
+            .label("Model operation")
+            .values("pull,push,create,copy,delete,show")
+            .current(model.VariableOption(selected=True, text="pull", value="pull"))
+        )
+        .with_variable(
             db.TextBoxVariable("trace_id")
             .label("Trace id")
             .description("Paste a trace id, or click one in a table above.")
@@ -623,6 +793,22 @@ def call_chains() -> db.Dashboard:
                 trace_search("A", service="${service}", tags="error=true", limit=50),
                 width=12,
                 height=9,
+            )
+        )
+        .with_panel(
+            traces_table(
+                "Model operations of $service: $model_operation",
+                "Pull, push, create, copy, delete and show spans (not GenAI spans: named"
+                " after the operation and model, attributes ollama.operation.*). Click a row"
+                " to see the operation in its trace, next to the calls around it.",
+                trace_search(
+                    "A",
+                    service="${service}",
+                    tags="ollama.operation.name=${model_operation}",
+                    limit=50,
+                ),
+                width=24,
+                height=7,
             )
         )
         .with_panel(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from otel_llm import environment_variables as env
-from otel_llm.tags import allow_list
+from otel_llm.tags import allow_list, metric_tag_key
 
 if TYPE_CHECKING:
     from otel_llm._types import LLMCall
@@ -45,6 +45,8 @@ returning one (asked at every poll)."""
 
 OLLAMA_DEFAULT_PORT: Final = 11434
 DEFAULT_MAX_MODELS: Final = 100
+DEFAULT_MAX_TAG_VALUES: Final = 20
+"""Distinct values kept per metric tag unless ``max_tag_values`` says otherwise."""
 """Distinct model values kept as metric attributes unless ``max_models`` says otherwise."""
 
 # Well-known OpenAI-compatible hosts and their semconv provider names.
@@ -86,6 +88,9 @@ class Options:
       ``OTEL_LLM_HTTP_SPANS``).
     * ``baggage_keys``: baggage keys copied to span attributes besides the defaults
       (``OTEL_LLM_BAGGAGE_KEYS``).
+    * ``ollama_context_lookup``: learn each Ollama model's context window from
+      ``/api/show`` and ``/api/ps`` in the background (on; ``OTEL_LLM_OLLAMA_CONTEXT_LOOKUP``);
+      off, only a request's ``options.num_ctx`` gives one (docs/attributes.md).
     * ``sdk_spans``: what to do when an SDK's own GenAI span is already current
       (``nest``: our span nests under it and records no metrics; ``ignore``: count the call
       again; ``OTEL_LLM_SDK_SPANS``, default ``nest``; docs/reach.md).
@@ -100,6 +105,9 @@ class Options:
     * ``prometheus_port``, ``prometheus_host``, ``prometheus_resource_labels``: the
       direct ``/metrics`` endpoint (``OTEL_METRICS_EXPORTER=prometheus``,
       ``OTEL_EXPORTER_PROMETHEUS_PORT``, ``OTEL_EXPORTER_PROMETHEUS_HOST``).
+    * ``metric_tags``: traffic tags (``tags(team=...)`` names or baggage keys) that become
+      attributes of the token-usage and duration metrics (none; ``OTEL_LLM_METRIC_TAGS``),
+      each capped at ``max_tag_values`` distinct values (20; ``OTEL_LLM_MAX_TAG_VALUES``).
     * ``log_events``: one structlog ``llm.call`` event per call (off; ``OTEL_LLM_LOG_EVENTS``).
     * ``ollama_residency``: ``/api/ps`` gauges (off; ``OTEL_LLM_OLLAMA_RESIDENCY``).
     * ``sinks``: more callables handed every finished ``LLMCall`` (benchmarks, tests).
@@ -117,6 +125,7 @@ class Options:
     propagate: bool | None = None
     http_spans: bool | None = None
     baggage_keys: Iterable[str] | None = None
+    ollama_context_lookup: bool | None = None
     sdk_spans: str | None = None
     meter_provider: Any = None
     metrics_exporter: str | None = None
@@ -124,6 +133,8 @@ class Options:
     latest_metrics: bool | None = None
     server_metrics: bool | None = None
     max_models: int | None = None
+    metric_tags: Iterable[str] | None = None
+    max_tag_values: int | None = None
     prometheus_port: int | None = None
     prometheus_host: str | None = None
     prometheus_resource_labels: Iterable[str] | None = None
@@ -165,6 +176,10 @@ class Settings:
     http_spans: bool = False
     cold_load_seconds: float = 0.25
     baggage_keys: frozenset[str] = frozenset()
+    context_lookup: bool = True
+    """Learn context windows from the server (``_context_window``); else request num_ctx only."""
+    metric_tags: tuple[str, ...] = ()
+    """Baggage keys that become metric attributes (``metric_tags``); captured at span start."""
     nest_in_sdk_spans: bool = True
     """An SDK's own GenAI span around the call: nest under it, record no metrics."""
     _providers_seen: dict[tuple[str, int | None, str | None], str] = field(
@@ -212,6 +227,7 @@ class MetricsSettings:
     latest: bool = False
     server: bool = True
     max_models: int = DEFAULT_MAX_MODELS
+    max_tag_values: int = DEFAULT_MAX_TAG_VALUES
     log_events: bool = False
     residency: ResidencyHosts = False
     exporter: str | None = None
@@ -310,6 +326,10 @@ def resolve(options: Options | None = None) -> Settings:
     for target, name in (o.providers or {}).items():
         provider_map[target.lower()] = name
 
+    named = o.metric_tags
+    if named is None:
+        named = _split(os.environ.get(env.OTEL_LLM_METRIC_TAGS, ""))
+    metric_tags = tuple(dict.fromkeys(metric_tag_key(n) for n in named if n.strip()))
     max_len = o.content_max_length
     if max_len is None:
         max_len = _int(env.OTEL_LLM_CONTENT_MAX_LENGTH, 4096)
@@ -328,8 +348,12 @@ def resolve(options: Options | None = None) -> Settings:
         propagate=_flag(env.OTEL_LLM_PROPAGATE, True) if o.propagate is None else o.propagate,
         http_spans=_flag(env.OTEL_LLM_HTTP_SPANS, False) if o.http_spans is None else o.http_spans,
         baggage_keys=allow_list(
-            list(o.baggage_keys or ()) + list(_split(os.environ.get(env.OTEL_LLM_BAGGAGE_KEYS, "")))
+            list(o.baggage_keys or ())
+            + list(_split(os.environ.get(env.OTEL_LLM_BAGGAGE_KEYS, "")))
+            + list(metric_tags)
         ),
+        metric_tags=metric_tags,
+        context_lookup=_either(o.ollama_context_lookup, env.OTEL_LLM_OLLAMA_CONTEXT_LOOKUP, True),
         nest_in_sdk_spans=_sdk_spans(o.sdk_spans) == "nest",
     )
 
@@ -357,6 +381,9 @@ def resolve_metrics(options: Options | None = None) -> MetricsSettings:
     max_models = o.max_models
     if max_models is None:
         max_models = _int(env.OTEL_LLM_MAX_MODELS, DEFAULT_MAX_MODELS)
+    max_tag_values = o.max_tag_values
+    if max_tag_values is None:
+        max_tag_values = _int(env.OTEL_LLM_MAX_TAG_VALUES, DEFAULT_MAX_TAG_VALUES)
     residency = o.ollama_residency
     if residency is None:
         residency = _flag(env.OTEL_LLM_OLLAMA_RESIDENCY, False)
@@ -367,6 +394,7 @@ def resolve_metrics(options: Options | None = None) -> MetricsSettings:
         latest=_either(o.latest_metrics, env.OTEL_LLM_LATEST_METRICS, False),
         server=_either(o.server_metrics, env.OTEL_LLM_SERVER_METRICS, True),
         max_models=max(1, int(max_models)),
+        max_tag_values=max(1, int(max_tag_values)),
         log_events=_either(o.log_events, env.OTEL_LLM_LOG_EVENTS, False),
         residency=residency,
         exporter=exporter,

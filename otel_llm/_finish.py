@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from time import perf_counter_ns
 
-from otel_llm import _span, _state
+from otel_llm import _context_window, _span, _state
 from otel_llm._guard import report
 from otel_llm._types import LLMCall
 
@@ -26,6 +26,7 @@ def finish(call: LLMCall, ended_by: str, exc: BaseException | None = None, end_n
         if exc is not None and call.error_type is None:
             call.error_type = type(exc).__qualname__
             call.error_message = str(exc)[:512] or call.error_type
+        _context_window.annotate(call)  # a cache read; a first sight queues a lookup
         _span.end(call)
     except Exception as error:
         report("otel_llm._finish.span", error)

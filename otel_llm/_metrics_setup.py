@@ -67,7 +67,14 @@ def build_metrics(
         provider = _metrics_provider(options, provider, setup)
         meter = provider.get_meter("otel_llm", __version__, schema_url=_METER_SCHEMA_URL)
         models = _metrics.ModelCap(options.max_models)
-        sink = _metrics.recorder(meter, options.latest, models, settings, options.server)
+        sink = _metrics.recorder(
+            meter,
+            options.latest,
+            models,
+            settings,
+            options.server,
+            max_tag_values=options.max_tag_values,
+        )
         setup.stops.append(sink.close)  # pending calls reach the readers before we let go
         setup.sinks.append(sink)
         if options.residency:

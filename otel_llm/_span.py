@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm import _content
+from otel_llm import _content, _model_ops
 from otel_llm import semconv as sc
 from otel_llm._types import LLMCall
 from otel_llm.tags import attributes_from_baggage
@@ -22,6 +22,8 @@ _NS = 1e-9
 
 def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = None) -> Span:
     """Open the CLIENT span ``"{operation} {model}"`` with the request attributes."""
+    if call.operation in sc.MODEL_OPERATIONS:  # pull, show...: not GenAI inference
+        return _model_ops.start(call, tracer)
     attrs: dict[str, AttributeValue] = {
         sc.OPERATION_NAME: call.operation,
         sc.PROVIDER_NAME: call.provider,
@@ -36,10 +38,12 @@ def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = 
         attrs[sc.REQUEST_STREAM] = True
     if call.request_attributes:
         attrs.update(call.request_attributes)
-    tagged = attributes_from_baggage(call.settings.baggage_keys, entries)
+    settings = call.settings
+    tagged = attributes_from_baggage(settings.baggage_keys, entries)
     if tagged:
         attrs.update(tagged)
-    settings = call.settings
+        if settings.metric_tags:  # the allow-listed tags metrics carry (metrics.Recorder)
+            call.metric_tags = {k: tagged[k] for k in settings.metric_tags if k in tagged}
     if settings.legacy_attributes:
         attrs[sc.LEGACY_SYSTEM] = call.provider
     call.start_wall_ns = time.time_ns()
@@ -70,7 +74,10 @@ def end(call: LLMCall) -> None:
     if span is None:
         return
     if span.is_recording():
-        attrs = response_attributes(call)
+        if call.operation in sc.MODEL_OPERATIONS:
+            attrs = _model_ops.attributes(call)
+        else:
+            attrs = response_attributes(call)
         if attrs:
             span.set_attributes(attrs)
         if call.error_type is not None:
@@ -118,6 +125,7 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
         if call.ended_by:
             attrs[sc.STREAM_ENDED_BY] = call.ended_by
     _ollama_timings(call, attrs)
+    _ollama_insight(call, attrs)
     if call.tool_call_names:
         attrs[sc.TOOL_CALL_NAMES] = call.tool_call_names
     if call.tool_call_ids:
@@ -150,6 +158,20 @@ def _ollama_timings(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
         attrs[sc.OLLAMA_EVAL_DURATION] = decode / 1e9
         if decode > 0 and call.output_tokens:
             attrs[sc.OLLAMA_DECODE_TOKENS_PER_SECOND] = call.output_tokens / (decode / 1e9)
+
+
+def _ollama_insight(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
+    """Context window (``_context_window``) and time spent outside Ollama's own clock."""
+    size = call.context_size
+    if size:
+        attrs[sc.OLLAMA_CONTEXT_SIZE] = size
+        attrs[sc.OLLAMA_CONTEXT_SOURCE] = call.context_source or "default"
+        if call.input_tokens is not None:
+            attrs[sc.OLLAMA_CONTEXT_UTILIZATION] = call.input_tokens / size
+            attrs[sc.OLLAMA_CONTEXT_TRUNCATED] = call.input_tokens >= size
+    total = call.total_duration_ns
+    if total is not None and call.end_ns:
+        attrs[sc.OLLAMA_WAIT_DURATION] = max(0, call.end_ns - call.start_ns - total) / 1e9
 
 
 def _output_messages(call: LLMCall) -> list[dict[str, Any]] | None:

@@ -75,6 +75,17 @@ class LLMCall:
     sdk_span: bool = False
     """An SDK's own GenAI span is this call's parent and counted it (``_sdk_span``)."""
 
+    # Ollama insight (_context_window, _model_ops): context window, metric tags, model ops
+    num_ctx: int | None = None  # options.num_ctx as requested
+    context_size: int | None = None  # the window the prompt had, once known (at finish)
+    context_source: str | None = None  # request | modelfile | loaded | default
+    metric_tags: dict[str, str] | None = None  # allow-listed tags, captured at span start
+    op_destination: str | None = None  # /api/copy's destination
+    op_status: str | None = None  # last progress status (pull, push, create)
+    op_total_bytes: int | None = None
+    op_completed_bytes: int | None = None
+    op_layers: int | None = None
+
     def add_output(self, text: Any, reasoning: Any = None) -> None:
         """Keep streamed answer text and reasoning (content capture only)."""
         if isinstance(text, str) and text:
@@ -135,6 +146,8 @@ class Routes:
     endpoints: Mapping[str, str]
     prefix: str
     provider: str | None = None
+    method: str = "POST"
+    """HTTP method of every path here (``DELETE /api/delete``); only POSTs are found mounted."""
 
 
 class Endpoint(NamedTuple):

@@ -58,7 +58,7 @@ def get_weather(city: str) -> str:
 
 
 def run_chain() -> None:
-    """request → retrieve (embed) → chat (tool call) → tool → chat, then stream and async."""
+    """request → retrieve (embed) → chat (tool call) → tool → chat, stream, async, insight."""
     import ollama
 
     client = ollama.Client()
@@ -90,6 +90,33 @@ def run_chain() -> None:
                 pass
 
     asyncio.run(async_part())
+    run_insight()
+
+
+LONG_PROMPT = "Summarise these notes: " + "the quick brown fox jumps over the lazy dog " * 40
+"""About 360 words: more than a 256-token window holds."""
+
+
+def run_insight() -> None:
+    """What only Ollama tells: a pull, a prompt cut to fit the window, calls that queued."""
+    import ollama
+
+    client = ollama.Client()
+    with otel_llm.workflow("ollama-insight"):
+        for _progress in client.pull(CHAT_MODEL, stream=True):
+            pass
+        client.chat(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": LONG_PROMPT}],
+            options={"num_ctx": 256},
+        )
+
+        async def three_at_once() -> None:
+            aclient = ollama.AsyncClient()
+            ask = [{"role": "user", "content": "Say hi"}]
+            await asyncio.gather(*(aclient.chat(model=CHAT_MODEL, messages=ask) for _ in range(3)))
+
+        asyncio.run(three_at_once())
 
 
 def _line(span: ReadableSpan) -> str:
@@ -105,6 +132,21 @@ def _line(span: ReadableSpan) -> str:
     decode = attrs.get(sc.OLLAMA_DECODE_TOKENS_PER_SECOND)
     if isinstance(decode, float):
         bits.append(f"decode={decode:.0f} tok/s")
+    size = attrs.get(sc.OLLAMA_CONTEXT_SIZE)
+    if isinstance(size, int):
+        cut = "  TRUNCATED" if attrs.get(sc.OLLAMA_CONTEXT_TRUNCATED) else ""
+        used = attrs.get(sc.OLLAMA_CONTEXT_UTILIZATION, 0.0)
+        bits.append(f"context={size} ({attrs.get(sc.OLLAMA_CONTEXT_SOURCE)}) used={used:.0%}{cut}")
+    wait = attrs.get(sc.OLLAMA_WAIT_DURATION)
+    if isinstance(wait, float) and wait >= 0.001:
+        bits.append(f"waited={wait * 1e3:.1f} ms outside Ollama")
+    status = attrs.get(sc.OLLAMA_OPERATION_STATUS)
+    if isinstance(status, str):
+        bits.append(f"status={status}")
+    total = attrs.get(sc.OLLAMA_OPERATION_TOTAL_BYTES)
+    if isinstance(total, int):
+        done = attrs.get(sc.OLLAMA_OPERATION_COMPLETED_BYTES, 0)
+        bits.append(f"bytes={done}/{total} layers={attrs.get(sc.OLLAMA_OPERATION_LAYERS)}")
     tools = attrs.get(sc.TOOL_CALL_NAMES)
     if isinstance(tools, (list, tuple)):
         bits.append(f"tool_calls={list(tools)}")
@@ -134,6 +176,7 @@ def print_tree(spans: Sequence[ReadableSpan], out: Any = sys.stdout) -> None:
 
 _LABELS = (
     (sc.OPERATION_NAME, "op"),
+    (sc.OLLAMA_OPERATION_NAME, "op"),
     (sc.REQUEST_MODEL, "model"),
     (TOKEN_TYPE, "tokens"),
 )
@@ -176,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             chunk_delay=0.005,
         )
         mock = MockOllama(default=scenario, models=(CHAT_MODEL, EMBED_MODEL)).start()
+        mock.parallel = 1  # like OLLAMA_NUM_PARALLEL=1: concurrent calls queue
         os.environ[env.OLLAMA_HOST] = mock.url
         print(f"No Ollama at {url}: using the built-in mock Ollama at {mock.url}")
 

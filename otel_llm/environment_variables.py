@@ -75,6 +75,19 @@ OTEL_LLM_LOG_EVENTS: Final = "OTEL_LLM_LOG_EVENTS"
 OTEL_LLM_OLLAMA_RESIDENCY: Final = "OTEL_LLM_OLLAMA_RESIDENCY"
 """``true`` polls Ollama's ``/api/ps`` for the model residency gauges."""
 
+OTEL_LLM_OLLAMA_CONTEXT_LOOKUP: Final = "OTEL_LLM_OLLAMA_CONTEXT_LOOKUP"
+"""``false`` stops learning Ollama models' context windows from ``/api/show`` and
+``/api/ps``: only a request's ``options.num_ctx`` then gives ``ollama.context.*``."""
+
+OTEL_LLM_METRIC_TAGS: Final = "OTEL_LLM_METRIC_TAGS"
+"""Comma-separated traffic tags that become attributes of the token-usage and duration
+metrics (off when unset): a ``tags()`` name (``team`` is ``otel_llm.tag.team``, ``agent``
+is ``gen_ai.agent.name``) or a full baggage key. Each keeps ``OTEL_LLM_MAX_TAG_VALUES``
+distinct values; later ones are ``_OTHER``."""
+
+OTEL_LLM_MAX_TAG_VALUES: Final = "OTEL_LLM_MAX_TAG_VALUES"
+"""Distinct values kept per metric tag (default 20); later ones are ``_OTHER``."""
+
 # -- standard OpenTelemetry exporter variables, for the providers we build ----------------
 
 OTEL_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"

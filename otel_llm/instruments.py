@@ -24,12 +24,14 @@ __all__ = [
     "TPOT_BUCKETS",
     "TTFT_BUCKETS",
     "ClassicInstruments",
+    "Insight",
     "Instruments",
     "LatestInstruments",
     "ServerInstruments",
     "Spec",
     "build",
     "build_classic",
+    "build_insight",
     "build_latest",
 ]
 
@@ -223,6 +225,51 @@ MODEL_TIME_TO_UNLOAD = Spec(
     "Seconds until Ollama unloads an idle model (its keep_alive expiry).",
 )
 
+# -- Ollama insight: context window, time outside Ollama, model operations ---------------
+UTILIZATION_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
+"""Share of the context window a prompt used; 1.0 and above is a cut prompt."""
+
+CONTEXT_TRUNCATIONS = Spec(
+    "ollama.context.truncations",
+    "{call}",
+    COUNTER,
+    "Calls whose prompt filled the context window: Ollama cut it (docs/attributes.md).",
+)
+CONTEXT_UTILIZATION = Spec(
+    "ollama.context.utilization",
+    "1",
+    HISTOGRAM,
+    "Prompt tokens over the context window, per call with a known window.",
+    UTILIZATION_BUCKETS,
+)
+WAIT_DURATION = Spec(
+    "ollama.request.wait.duration",
+    "s",
+    HISTOGRAM,
+    "Client duration minus Ollama's total_duration: queued, loading elsewhere, on the wire.",
+    TTFT_BUCKETS,
+)
+MODEL_OPERATION_DURATION = Spec(
+    "ollama.model.operation.duration",
+    "s",
+    HISTOGRAM,
+    "Duration of a model operation (pull, push, create, copy, delete, show).",
+    DURATION_BUCKETS,
+)
+MODEL_PULLED = Spec(
+    "ollama.model.pulled",
+    "By",
+    COUNTER,
+    "Bytes a pull downloaded (completed bytes of its layers).",
+)
+INSIGHT: Final = (
+    CONTEXT_TRUNCATIONS,
+    CONTEXT_UTILIZATION,
+    WAIT_DURATION,
+    MODEL_OPERATION_DURATION,
+    MODEL_PULLED,
+)
+
 # -- otel_llm's own exporters (observable counters; _exporters.py) -----------------------
 EXPORTER_SPANS_DROPPED = Spec(
     "otel_llm.exporter.span.dropped",
@@ -258,7 +305,7 @@ SERVER: Final = (
 )
 RESIDENCY: Final = (MODELS_LOADED, MODEL_SIZE, MODEL_VRAM_SIZE, MODEL_TIME_TO_UNLOAD)
 EXPORTER: Final = (EXPORTER_SPANS_DROPPED, EXPORTER_POINTS_DROPPED)
-ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + EXPORTER
+ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + INSIGHT + EXPORTER
 
 
 def histogram(meter: Meter, spec: Spec) -> Histogram:
@@ -356,3 +403,24 @@ def build_latest(meter: Meter) -> LatestInstruments:
 def build(meter: Meter, latest: bool = False) -> Instruments:
     """Create the instruments of the classic (default) or latest set on ``meter``."""
     return build_latest(meter) if latest else build_classic(meter)
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    """Ollama insight instruments (both sets): context, wait, model operations."""
+
+    context_truncations: Counter
+    context_utilization: Histogram
+    wait_duration: Histogram
+    model_operation_duration: Histogram
+    model_pulled: Counter
+
+
+def build_insight(meter: Meter) -> Insight:
+    return Insight(
+        context_truncations=counter(meter, CONTEXT_TRUNCATIONS),
+        context_utilization=histogram(meter, CONTEXT_UTILIZATION),
+        wait_duration=histogram(meter, WAIT_DURATION),
+        model_operation_duration=histogram(meter, MODEL_OPERATION_DURATION),
+        model_pulled=counter(meter, MODEL_PULLED),
+    )

@@ -26,7 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import instruments, prometheus
 from otel_llm import semconv as sc
-from otel_llm._config import DEFAULT_MAX_MODELS, Settings
+from otel_llm._config import DEFAULT_MAX_MODELS, DEFAULT_MAX_TAG_VALUES, Settings
 from otel_llm._fold import Batch, Folder
 from otel_llm._guard import report
 from otel_llm._types import LLMCall
@@ -52,6 +52,7 @@ _LABEL_SETS: Final = 1024
 _FOLD_INSTRUMENT: Final = "otel_llm.pending"
 """The observable instrument whose callback folds pending calls; it reports nothing."""
 _NS = 1e-9
+_MODEL_OPERATIONS: Final = sc.MODEL_OPERATIONS
 
 
 class ModelCap:
@@ -80,16 +81,26 @@ class ModelCap:
 
 
 class _Labels:
-    """The attribute dicts of one label set, built once and shared by every call in it."""
+    """The attribute dicts of one label set, built once and shared by every call in it.
 
-    __slots__ = ("base", "modality", "timed", "tokens_in", "tokens_out")
+    ``usage`` is ``base`` plus the allow-listed metric tags (``metric_tags``): duration and
+    token metrics carry them, the rest do not.
+    """
 
-    def __init__(self, base: dict[str, AttributeValue], error: str | None) -> None:
+    __slots__ = ("base", "modality", "timed", "tokens_in", "tokens_out", "usage")
+
+    def __init__(
+        self,
+        base: dict[str, AttributeValue],
+        error: str | None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.base = base
-        self.timed = base if error is None else {**base, sc.ERROR_TYPE: error}
-        self.tokens_in = {**base, instruments.TOKEN_TYPE: "input"}
-        self.tokens_out = {**base, instruments.TOKEN_TYPE: "output"}
-        self.modality = {**base, instruments.TOKEN_MODALITY: "unknown"}
+        usage = self.usage = {**base, **dict(tags)} if tags else base
+        self.timed = usage if error is None else {**usage, sc.ERROR_TYPE: error}
+        self.tokens_in = {**usage, instruments.TOKEN_TYPE: "input"}
+        self.tokens_out = {**usage, instruments.TOKEN_TYPE: "output"}
+        self.modality = {**usage, instruments.TOKEN_MODALITY: "unknown"}
 
 
 _live: weakref.WeakSet[Recorder] = weakref.WeakSet()
@@ -116,10 +127,12 @@ class Recorder:
         "_cache",
         "_cold_load_ns",
         "_folder",
+        "_insight",
         "_limit",
         "_lock",
         "_models",
         "_server_metrics",
+        "_tag_caps",
     )
 
     def __init__(
@@ -129,8 +142,11 @@ class Recorder:
         settings: Settings,
         server_metrics: bool = True,
         limit: int | None = None,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
         self._models = models
+        self._tag_caps = {key: ModelCap(max_tag_values) for key in settings.metric_tags}
+        self._insight = instruments.build_insight(meter)
         self._server_metrics = server_metrics
         self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
         self._folder = Folder(meter)
@@ -180,11 +196,14 @@ class Recorder:
         if not count:
             return
         batch = Batch()
-        pop, measure = buffer.popleft, self._measure
+        pop, measure, operation = buffer.popleft, self._measure, self._model_operation
         for _ in range(count):
             call = pop()
             try:
-                measure(call, batch)
+                if call.operation in _MODEL_OPERATIONS:
+                    operation(call, batch)
+                else:
+                    measure(call, batch)
             except Exception as exc:
                 report("otel_llm.metrics.measure", exc)
         self._folder.fold(batch)
@@ -194,6 +213,7 @@ class Recorder:
         request = call.request_model
         response = call.response_model
         provider = call.provider_confirmed or call.provider
+        tags = self._tags(call) if self._tag_caps else ()
         key = (
             call.operation,
             provider,
@@ -202,6 +222,7 @@ class Recorder:
             request,
             response,
             call.error_type,
+            tags,
         )
         labels = self._cache.get(key)
         if labels is None:
@@ -218,8 +239,53 @@ class Recorder:
                 base[sc.RESPONSE_MODEL] = models(response)
             if len(self._cache) >= _LABEL_SETS:
                 self._cache.clear()
-            labels = self._cache[key] = _Labels(base, call.error_type)
+            labels = self._cache[key] = _Labels(base, call.error_type, tags)
         return labels
+
+    def _tags(self, call: LLMCall) -> tuple[tuple[str, str], ...]:
+        """The call's allow-listed tags, each value-capped (``_OTHER`` past the cap)."""
+        tags = call.metric_tags
+        if not tags:
+            return ()
+        return tuple((key, cap(tags[key])) for key, cap in self._tag_caps.items() if key in tags)
+
+    def _ollama_insight(self, call: LLMCall, labels: _Labels, batch: Batch) -> None:
+        """Context utilisation and truncations; time outside Ollama's own clock."""
+        insight = self._insight
+        size, tokens = call.context_size, call.input_tokens
+        if size and tokens is not None:
+            batch.add(insight.context_utilization, tokens / size, labels.base)
+            if tokens >= size:
+                batch.add(insight.context_truncations, 1, labels.base)
+        total = call.total_duration_ns
+        if total is not None:
+            wait = max(0, call.end_ns - call.start_ns - total) * _NS
+            batch.add_sampled(insight.wait_duration, wait, labels.base, call.span, _end_wall(call))
+
+    def _model_operation(self, call: LLMCall, batch: Batch) -> None:
+        """Duration of a pull, push, create, copy, delete or show; bytes a pull brought.
+
+        Rare next to inference: its attribute dicts are built per call.
+        """
+        insight = self._insight
+        attrs: dict[str, AttributeValue] = {
+            sc.OLLAMA_OPERATION_NAME: call.operation,
+            sc.SERVER_ADDRESS: call.server_address,
+        }
+        if call.server_port is not None:
+            attrs[sc.SERVER_PORT] = call.server_port
+        if call.request_model:
+            attrs[sc.OLLAMA_OPERATION_MODEL] = self._models(call.request_model)
+        timed = attrs if call.error_type is None else {**attrs, sc.ERROR_TYPE: call.error_type}
+        batch.add_sampled(
+            insight.model_operation_duration,
+            (call.end_ns - call.start_ns) * _NS,
+            timed,
+            call.span,
+            _end_wall(call),
+        )
+        if call.operation == sc.PULL and call.op_completed_bytes:
+            batch.add(insight.model_pulled, call.op_completed_bytes, attrs)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         raise NotImplementedError
@@ -290,9 +356,10 @@ class ClassicRecorder(Recorder):
         settings: Settings,
         server_metrics: bool = True,
         limit: int | None = None,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
         self._ins = instruments.build_classic(meter)
-        super().__init__(meter, models, settings, server_metrics, limit)
+        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
@@ -305,6 +372,8 @@ class ClassicRecorder(Recorder):
             batch.add(ins.token_usage, call.output_tokens, labels.tokens_out)
         if call.total_duration_ns is not None or call.load_duration_ns is not None:
             self._server(ins.server, call, labels, batch)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, labels, batch)
 
 
 class LatestRecorder(Recorder):
@@ -319,9 +388,10 @@ class LatestRecorder(Recorder):
         settings: Settings,
         server_metrics: bool = True,
         limit: int | None = None,
+        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
         self._ins = instruments.build_latest(meter)
-        super().__init__(meter, models, settings, server_metrics, limit)
+        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
@@ -331,7 +401,7 @@ class LatestRecorder(Recorder):
             duration = (call.end_ns - call.start_ns) * _NS
             batch.add_sampled(ins.embeddings_duration, duration, labels.timed, span, at)
             if ok and call.input_tokens is not None:
-                batch.add(ins.embeddings_input, call.input_tokens, labels.base)
+                batch.add(ins.embeddings_input, call.input_tokens, labels.usage)
         else:
             self._timings(
                 ins.duration,
@@ -344,15 +414,17 @@ class LatestRecorder(Recorder):
             if call.input_tokens is not None:
                 batch.add(ins.usage_input, call.input_tokens, labels.modality)
                 if ok:
-                    batch.add(ins.operation_input, call.input_tokens, labels.base)
+                    batch.add(ins.operation_input, call.input_tokens, labels.usage)
             if call.output_tokens is not None:
                 batch.add(ins.usage_output, call.output_tokens, labels.modality)
                 if ok:
-                    batch.add(ins.operation_output, call.output_tokens, labels.base)
+                    batch.add(ins.operation_output, call.output_tokens, labels.usage)
             if call.cache_read_tokens is not None:
                 batch.add(ins.usage_cache_read, call.cache_read_tokens, labels.modality)
         if call.total_duration_ns is not None or call.load_duration_ns is not None:
             self._server(ins.server, call, labels, batch)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, labels, batch)
 
 
 def recorder(
@@ -362,10 +434,11 @@ def recorder(
     settings: Settings,
     server_metrics: bool = True,
     limit: int = BUFFER_LIMIT,
+    max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
 ) -> Recorder:
     """The one place the metric set is chosen: its instruments and its recorder."""
     cls = LatestRecorder if latest else ClassicRecorder
-    return cls(meter, models, settings, server_metrics, limit)
+    return cls(meter, models, settings, server_metrics, limit, max_tag_values)
 
 
 def endpoint() -> prometheus.Endpoint | None:

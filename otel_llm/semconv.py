@@ -100,3 +100,27 @@ LEGACY: Final[dict[str, str]] = {
 # -- error.type values we emit besides HTTP status codes and exception names ---
 ERROR_STREAM_INCOMPLETE: Final = "stream_incomplete"
 ERROR_STREAM_ERROR: Final = "stream_error"
+
+# -- Ollama insight: context window, time outside Ollama, model operations -----
+# (docs/attributes.md, "Context window", "Time outside Ollama", "Model operations")
+OLLAMA_CONTEXT_SIZE: Final = "ollama.context.size"
+OLLAMA_CONTEXT_SOURCE: Final = "ollama.context.source"
+OLLAMA_CONTEXT_UTILIZATION: Final = "ollama.context.utilization"
+OLLAMA_CONTEXT_TRUNCATED: Final = "ollama.context.truncated"
+OLLAMA_WAIT_DURATION: Final = "ollama.wait_duration"
+OLLAMA_OPERATION_NAME: Final = "ollama.operation.name"
+OLLAMA_OPERATION_MODEL: Final = "ollama.operation.model"
+OLLAMA_OPERATION_DESTINATION: Final = "ollama.operation.destination"
+OLLAMA_OPERATION_STATUS: Final = "ollama.operation.status"
+OLLAMA_OPERATION_TOTAL_BYTES: Final = "ollama.operation.total_bytes"
+OLLAMA_OPERATION_COMPLETED_BYTES: Final = "ollama.operation.completed_bytes"
+OLLAMA_OPERATION_LAYERS: Final = "ollama.operation.layers"
+
+PULL: Final = "pull"
+PUSH: Final = "push"
+CREATE: Final = "create"
+COPY: Final = "copy"
+DELETE: Final = "delete"
+SHOW: Final = "show"
+MODEL_OPERATIONS: Final = frozenset({PULL, PUSH, CREATE, COPY, DELETE, SHOW})
+"""Ollama's model-management operations: spans of their own, not GenAI inference spans."""

@@ -3,7 +3,8 @@
 ``with otel_llm.tags(session_id="s1", user_id="u7", agent="planner", team="search"):``
 puts the values in baggage; every LLM span started in scope copies the allowed
 baggage keys to attributes. The same keys sent by any client in a ``baggage``
-header (through the proxy) tag its calls. Nothing here becomes a metric label.
+header (through the proxy) tag its calls. Only the keys named by ``metric_tags`` (an
+explicit allow-list, off by default) also become metric attributes, value-capped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from opentelemetry import baggage, context
 
 from otel_llm import semconv as sc
 
-__all__ = ["DEFAULT_KEYS", "TAG_PREFIX", "Tags", "attributes_from_baggage", "tags"]
+__all__ = [
+    "DEFAULT_KEYS",
+    "TAG_PREFIX",
+    "Tags",
+    "attributes_from_baggage",
+    "metric_tag_key",
+    "tags",
+]
 
 TAG_PREFIX: Final = "otel_llm.tag."
 """Baggage key (and span attribute) prefix of free-form labels."""
@@ -106,6 +114,15 @@ def attributes_from_baggage(
         for key, value in entries.items()
         if key in allowed or key.startswith(TAG_PREFIX)
     }
+
+
+def metric_tag_key(name: str) -> str:
+    """The baggage key (and attribute) a metric tag names: ``team`` → ``otel_llm.tag.team``,
+    ``agent`` → ``gen_ai.agent.name``; a dotted key is taken as it is."""
+    name = name.strip()
+    if name in _NAMED:
+        return _NAMED[name]
+    return name if "." in name else TAG_PREFIX + name
 
 
 def allow_list(extra: Iterable[str] | None) -> frozenset[str]:

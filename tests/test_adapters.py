@@ -53,7 +53,7 @@ class TestMatch:
         assert ("embeddings", None) == match("POST", "/v1/embeddings")[1:]  # type: ignore[index]
         assert ("chat", "ollama") == match("POST", "/ollama/api/chat")[1:]  # type: ignore[index]
         assert None is match("GET", "/api/chat")
-        assert None is match("POST", "/api/pull")
+        assert None is match("POST", "/api/tags")
         assert None is match("POST", "/v1/models")
 
 

@@ -309,6 +309,7 @@ class TestContent:
         assert {
             "Call duration p50 / p95 / p99 [A]",
             "Time to first token p50 / p95 [A]",
+            "Time outside Ollama p95 by model [A]",
         } == with_exemplars
 
 
@@ -342,7 +343,8 @@ class IdFile(SpanExporter):
 
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(IdFile()))
-otel_llm.instrument(tracer_provider=provider)  # OTEL_METRICS_EXPORTER=prometheus: /metrics
+# OTEL_METRICS_EXPORTER=prometheus: /metrics; the team tag labels usage and duration.
+otel_llm.instrument(tracer_provider=provider, metric_tags=["team"])
 (work / "ready").touch()
 messages = [{"role": "user", "content": "Why is the sky blue?"}]
 deadline = time.monotonic() + 300
@@ -355,6 +357,12 @@ with httpx.Client(base_url=base, timeout=30) as client:
         client.post("/api/chat", json={"model": "qwen3:8b", "messages": messages, "stream": False})
         client.post("/api/chat", json={"model": "broken", "messages": messages, "stream": False})
         client.post("/api/embed", json={"model": "all-minilm", "input": ["why is the sky blue"]})
+        with otel_llm.tags(team="search"):  # a prompt cut to fit a 16-token window
+            client.post("/api/chat", json={**stream, "stream": False, "options": {"num_ctx": 16},
+                        "messages": [{"role": "user", "content": "why " * 40}]})
+        with client.stream("POST", "/api/pull", json={"model": "llama3.2"}) as r:
+            for _ in r.iter_lines():
+                pass
         time.sleep(0.1)
 """
 
@@ -451,6 +459,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     "__range": RANGE,
                     "__interval": "1s",
                     "__tags": f'service_name="{SERVICE}", gen_ai_request_model="llama3.2"',
+                    "tag": "otel_llm_tag_team",
+                    "model_operation": "pull",
                 },
             )
         finally:

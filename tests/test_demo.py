@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,24 @@ def test_demo_prints_the_traced_chain() -> None:
         "invoke_workflow async-answer",
         "gen_ai.client.operation.duration",
         "gen_ai.client.token.usage",
+        "invoke_workflow ollama-insight",
+        "ollama.context.truncations",
+        "ollama.model.pulled",
+        "ollama.request.wait.duration",
     ):
         assert line in text, text
-    assert 3 == text.count("\ntrace ")
+    assert 4 == text.count("\ntrace ")
+    insight = text[text.index("invoke_workflow ollama-insight") : text.index("\nmetrics")]
+    lines = insight.splitlines()
+    # The pull: its progress read to success, bytes and layers.
+    assert re.search(r"└─ pull llama3\.2 .*status=success  bytes=(\d+)/\1 layers=2", insight)
+    # The prompt cut to fit num_ctx=256: the window full, flagged.
+    assert [
+        "tokens in=256" in line and "context=256 (request) used=100%  TRUNCATED" in line
+        for line in lines
+    ].count(True) == 1, insight
+    # Three calls at once on a server serving one at a time: the last waited for two
+    # others (each held at least 90 ms by the mock) outside Ollama's own clock.
+    waited = [float(ms) for ms in re.findall(r"waited=([\d.]+) ms outside Ollama", insight)]
+    assert 2 <= len(waited), insight
+    assert max(waited) >= 90.0, insight

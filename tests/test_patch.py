@@ -74,11 +74,11 @@ class TestPatch:
         assert "chat llama3.2" == collected.one().name
 
     def test_non_llm_request_untouched(self, module: Any, spans: Spans) -> None:
-        """Model management and other traffic: no span, no injected header."""
+        """Listing models and other traffic: no span, no injected header."""
         recorder = Recorder(module, body=b'{"models":[]}')
         client = recorder.client()
         client.get("/api/tags")
-        client.post("/api/show", json={"model": "llama3.2"})
+        client.get("/api/ps")
         client.post("/v1/models")
         assert [] == spans.all()
         assert all("traceparent" not in r.headers for r in recorder.requests)

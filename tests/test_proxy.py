@@ -285,7 +285,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("HEAD", "/", None),
     ("GET", "/v1/models", None),
     ("GET", "/v1/models/llama3.2", None),
-    ("DELETE", "/api/delete", {"model": "llama3.2"}),
+    ("DELETE", "/api/delete", {"model": "ghost"}),  # a real delete would change the mock
     ("GET", "/no/such/path?q=1&r=%20x", None),
 ]
 

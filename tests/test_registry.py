@@ -6,7 +6,15 @@ import pytest
 
 from otel_llm import semconv as sc
 from otel_llm._types import Endpoint, Routes
-from otel_llm.adapters import REGISTERED, build_table, lmstudio, match, ollama, openai_compat
+from otel_llm.adapters import (
+    REGISTERED,
+    build_table,
+    lmstudio,
+    match,
+    ollama,
+    ollama_models,
+    openai_compat,
+)
 
 
 class TestRegistry:
@@ -17,14 +25,34 @@ class TestRegistry:
             for routes in REGISTERED
             for path, operation in routes.endpoints.items()
         }
-        assert expected == {path: match("POST", path) for path in expected}
+        methods = {path: routes.method for routes in REGISTERED for path in routes.endpoints}
+        assert expected == {path: match(methods[path], path) for path in expected}
 
     def test_registered_modules(self) -> None:
         """Ollama's native API names its provider; /v1 does not; LM Studio's /api/v0 does."""
-        assert [("/api/", "ollama"), ("/v1/", None), ("/api/v0/", "lm_studio")] == [
-            (routes.prefix, routes.provider) for routes in REGISTERED
-        ]
-        assert [ollama.ROUTES, openai_compat.ROUTES, lmstudio.ROUTES] == list(REGISTERED)
+        assert [
+            ("/api/", "ollama"),
+            ("/v1/", None),
+            ("/api/v0/", "lm_studio"),
+            ("/api/", "ollama"),
+            ("/api/", "ollama"),
+        ] == [(routes.prefix, routes.provider) for routes in REGISTERED]
+        assert [
+            ollama.ROUTES,
+            openai_compat.ROUTES,
+            lmstudio.ROUTES,
+            ollama_models.ROUTES,
+            ollama_models.DELETE_ROUTES,
+        ] == list(REGISTERED)
+
+    def test_delete_is_matched_only_as_delete(self) -> None:
+        """``DELETE /api/delete`` is a model operation; a POST there, or a GET, is not."""
+        hit = match("DELETE", "/api/delete")
+        assert hit is not None
+        assert ("delete", "ollama") == (hit.operation, hit.provider)
+        assert None is match("POST", "/api/delete")
+        assert None is match("GET", "/api/delete")
+        assert None is match("DELETE", "/api/chat")
 
     def test_a_path_claimed_twice_is_refused(self) -> None:
         """Two modules claiming one path is a bug caught at import, not a silent override."""
@@ -54,7 +82,7 @@ class TestRegistry:
         assert provider == hit.provider
 
     @pytest.mark.parametrize(
-        "path", ["/api/pull", "/api/v0/models", "/v1/models", "/x/api/show", "/", ""]
+        "path", ["/api/tags", "/api/v0/models", "/v1/models", "/x/api/ps", "/", ""]
     )
     def test_other_paths_are_not_calls(self, path: str) -> None:
         """Paths no module declares, mounted or not, are not LLM calls."""

@@ -115,13 +115,14 @@ def series_labels(series: str) -> dict[str, str]:
 
 class TestStatic:
     def test_there_are_rules_and_unit_tests(self) -> None:
-        """Recording rules, the four alerts, and unit tests for them."""
+        """Recording rules, the five alerts, and unit tests for them."""
         assert RECORDED and UNIT_TESTS
         assert {
             "LLMErrorRatioHigh",
             "LLMTimeToFirstTokenRegression",
             "OllamaColdLoadStorm",
             "LLMNoSuccessfulCalls",
+            "OllamaPromptsTruncated",
         } == set(ALERTS)
 
     def test_rules_read_only_exported_or_recorded_series(self) -> None:

@@ -85,6 +85,7 @@ class OllamaAdapter:
                 ivalue = as_int(options.get(key))
                 if ivalue is not None:
                     attrs[name] = ivalue
+            call.num_ctx = as_int(options.get("num_ctx"))  # the context window (_context_window)
             stop = capped_list(options.get("stop"))
             if stop is not None:
                 attrs[sc.REQUEST_STOP_SEQUENCES] = stop

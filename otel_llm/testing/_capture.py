@@ -52,7 +52,11 @@ from otel_llm.testing._view import TraceView
 
 __all__ = ["VOLATILE_ATTRIBUTES", "CaptureLLM", "IncrementalIdGenerator", "capture"]
 
-VOLATILE_ATTRIBUTES: Final = (sc.SERVER_PORT, sc.RESPONSE_TIME_TO_FIRST_CHUNK)
+VOLATILE_ATTRIBUTES: Final = (
+    sc.SERVER_PORT,
+    sc.RESPONSE_TIME_TO_FIRST_CHUNK,
+    sc.OLLAMA_WAIT_DURATION,
+)
 """Attributes ``as_dicts()`` replaces by ``"<volatile>"``: the mock's port, client timings."""
 
 
@@ -372,7 +376,9 @@ def capture(
 
     ``options`` go to ``otel_llm.instrument()`` (``latest_metrics=True``,
     ``legacy_attributes=True``, ``redact=...``). Content capture is off unless asked
-    for here, whatever the environment says, so tests are deterministic.
+    for here, whatever the environment says, so tests are deterministic; so is the
+    background context-window lookup (``ollama_context_lookup=True`` turns it on: its
+    answer arrives when it arrives), leaving a request's ``num_ctx`` as the only window.
     """
     import otel_llm
 
@@ -394,7 +400,11 @@ def capture(
     with _lock:
         _forwarder.active.append(cap)
     try:
-        kwargs: dict[str, Any] = {"metrics_exporter": "none", **options}
+        kwargs: dict[str, Any] = {
+            "metrics_exporter": "none",
+            "ollama_context_lookup": False,
+            **options,
+        }
         if ollama_hosts:
             kwargs["ollama_hosts"] = list(ollama_hosts)
         otel_llm.instrument(

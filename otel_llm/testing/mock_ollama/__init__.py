@@ -20,6 +20,19 @@ quirks, Go's chunking rule) without a model, and exact numbers to assert. Only
   k-th completion ``cmpl-{k % 999}``.
 * **Embeddings**: 6 significant digits, magnitude in [0.001, 0.1), from
   ``shake_128(text)``; the legacy ``/api/embeddings`` widens them to float64 like Ollama.
+* **Context window**: ``options.num_ctx``, else ``Scenario.num_ctx`` (shown in
+  ``/api/show`` ``parameters`` and ``/api/ps`` ``context_length``), else 4096, at most
+  131072 (``model_info``); a counted prompt longer than it reports the window as
+  ``prompt_eval_count`` (Ollama cut it).
+* **Model operations**: ``/api/pull`` (any model unless ``MockOllama.pullable`` says
+  otherwise: then a mid-stream ``error`` line), ``/api/push``, ``/api/create`` stream
+  progress lines (per layer: no ``completed``, half, all; the weights layer is
+  ``_size(model)`` bytes, the params layer 1024) ending in ``success``, one line apart by
+  the default scenario's ``chunk_delay``; ``/api/copy`` and ``DELETE /api/delete`` answer
+  200 with an empty body, 404 for an unknown model.
+* **Queueing**: with ``MockOllama.parallel = N`` at most N generate/chat requests are
+  served at once (``OLLAMA_NUM_PARALLEL``); the others wait, and the durations they
+  report leave the wait out, as Ollama's do.
 * **Timing**: ``ttft`` before the response head (Go sends headers with the first flush),
   ``chunk_delay`` between streamed writes; a non-streaming reply waits
   ``ttft + chunk_delay * (chunks - 1)``. ``Scenario.status`` answers after ``ttft``;

@@ -39,6 +39,7 @@ class Scenario:
     done_reason: str = "stop"
     embedding_dim: int = 8
     chunks: int | None = None  # stream exactly this many content chunks, cycling the reply
+    num_ctx: int | None = None  # the Modelfile's num_ctx (/api/show parameters); else 4096
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ class MockOllama:
         self.models: list[str] = list(models)
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.parallel: int | None = None
+        """Like ``OLLAMA_NUM_PARALLEL``: generate/chat requests served at once; the rest
+        queue (their reported durations leave the wait out). None: no limit."""
+        self.pullable: set[str] | None = None
+        """Models ``/api/pull`` finds in the registry; None: any. Others fail mid-stream."""
         self._app = _App(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
