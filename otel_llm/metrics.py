@@ -144,6 +144,7 @@ class Recorder:
         limit: int | None = None,
         max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
+        self._build(meter)
         self._models = models
         self._tag_caps = {key: ModelCap(max_tag_values) for key in settings.metric_tags}
         self._insight = instruments.build_insight(meter)
@@ -287,6 +288,10 @@ class Recorder:
         if call.operation == sc.PULL and call.op_completed_bytes:
             batch.add(insight.model_pulled, call.op_completed_bytes, attrs)
 
+    def _build(self, meter: Meter) -> None:
+        """Create this metric set's instruments on ``meter`` (one subclass per set)."""
+        raise NotImplementedError
+
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         raise NotImplementedError
 
@@ -348,18 +353,10 @@ class ClassicRecorder(Recorder):
     """The classic set: one duration (embeddings too), tokens by ``gen_ai.token.type``."""
 
     __slots__ = ("_ins",)
+    _ins: instruments.ClassicInstruments
 
-    def __init__(
-        self,
-        meter: Meter,
-        models: ModelCap,
-        settings: Settings,
-        server_metrics: bool = True,
-        limit: int | None = None,
-        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
-    ) -> None:
+    def _build(self, meter: Meter) -> None:
         self._ins = instruments.build_classic(meter)
-        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
@@ -380,18 +377,10 @@ class LatestRecorder(Recorder):
     """The latest set: usage counters, per-operation token histograms, embeddings apart."""
 
     __slots__ = ("_ins",)
+    _ins: instruments.LatestInstruments
 
-    def __init__(
-        self,
-        meter: Meter,
-        models: ModelCap,
-        settings: Settings,
-        server_metrics: bool = True,
-        limit: int | None = None,
-        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
-    ) -> None:
+    def _build(self, meter: Meter) -> None:
         self._ins = instruments.build_latest(meter)
-        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
