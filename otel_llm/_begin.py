@@ -22,13 +22,22 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_llm import _sdk_span, _span
+from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._state import State
-from otel_llm._types import LLMCall
+from otel_llm._types import LLMCall, Parser
 from otel_llm.adapters import match
 from otel_llm.adapters._common import request_fields
 
-__all__ = ["CALL_KEY", "begin", "call_context", "in_call", "inject"]
+__all__ = [
+    "CALL_KEY",
+    "begin",
+    "call_context",
+    "headers_arrived",
+    "in_call",
+    "inject",
+    "read_whole",
+]
 
 CALL_KEY = context.create_key("otel_llm.call")
 """Context key: the ``LLMCall`` whose send is running (set by every front-end)."""
@@ -118,3 +127,20 @@ def inject(headers: MutableMapping[str, str], call: LLMCall, has_baggage: bool) 
     headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
     if ctx.trace_state:
         headers["tracestate"] = ctx.trace_state.to_header()
+
+
+def headers_arrived(call: LLMCall, status: int) -> None:
+    """The response head is in (every front-end): stamp it; an HTTP error is the call's error."""
+    call.headers_ns = perf_counter_ns()
+    call.status_code = status
+    if status >= 400:
+        call.error_type = str(status)
+
+
+def read_whole(call: LLMCall, parser: Parser, content: bytes) -> None:
+    """A body some layer already read whole (a transport, a response hook): parse, end."""
+    if content:
+        call.first_chunk_ns = call.headers_ns
+        if not parser.feed(content):
+            parser.close()
+    finish(call, "exhausted")

@@ -14,13 +14,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from time import perf_counter_ns
 from typing import Any, Protocol
 
 from opentelemetry import context
 
 from otel_llm import _state
-from otel_llm._begin import begin, call_context
+from otel_llm._begin import begin, call_context, headers_arrived, read_whole
 from otel_llm._decoding import decoded
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
@@ -76,22 +75,13 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
 @guarded(False)
 def _watch(response: Any, call: LLMCall, observer: type) -> bool:
     """Put the observer on the body; True once the call is in good hands."""
-    call.headers_ns = perf_counter_ns()
-    status = response.status_code
-    call.status_code = status
-    if status >= 400:
-        call.error_type = str(status)
+    headers_arrived(call, response.status_code)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if not response.is_stream_consumed:
         encoding = response.headers.get("content-encoding")  # the stream is still encoded
         response.stream = observer(response.stream, call, decoded(parser, encoding, call))
         return True
-    content = response.content  # a transport built the body from bytes: already read
-    if content:
-        call.first_chunk_ns = call.headers_ns
-        if not parser.feed(content):
-            parser.close()
-    finish(call, "exhausted")
+    read_whole(call, parser, response.content)  # a transport built the body from bytes
     return True
 
 

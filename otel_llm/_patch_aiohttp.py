@@ -31,7 +31,7 @@ from typing import Any
 from opentelemetry import context
 
 from otel_llm import _state
-from otel_llm._begin import begin, call_context, in_call
+from otel_llm._begin import begin, call_context, headers_arrived, in_call
 from otel_llm._finish import finish
 from otel_llm._guard import guarded, report
 from otel_llm._types import LLMCall, Parser
@@ -183,11 +183,7 @@ def _collected(key: int, watch: _Watch) -> None:
 @guarded(False)
 def _watch(response: Any, call: LLMCall) -> bool:
     """Switch the response's reader to the observed class; True once the call is in good hands."""
-    call.headers_ns = perf_counter_ns()
-    status = response.status
-    call.status_code = status
-    if status >= 400:
-        call.error_type = str(status)
+    headers_arrived(call, response.status)
     reader = response.content
     if type(reader) is not _originals["StreamReader"]:  # no body (HEAD, 204) or not ours
         finish(call, "exhausted")

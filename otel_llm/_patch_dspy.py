@@ -18,14 +18,13 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Awaitable, Callable
-from time import perf_counter_ns
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from opentelemetry import context
 
 from otel_llm import _state
-from otel_llm._begin import begin, call_context, in_call
+from otel_llm._begin import begin, call_context, headers_arrived, in_call
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import AsyncObservedStream, ObservedStream
@@ -72,11 +71,7 @@ def _collected(call: LLMCall) -> None:
 
 @guarded(False)
 def _watch(response: Any, call: LLMCall, observer: type) -> bool:
-    call.headers_ns = perf_counter_ns()
-    status = response.status
-    call.status_code = status
-    if status >= 400:
-        call.error_type = str(status)
+    headers_arrived(call, response.status)
     parser = call.adapter.parser(call, response.header("content-type") or "")
     observed = observer(response._chunks, call, parser)
     response._chunks = aiter(observed) if observer is AsyncObservedStream else iter(observed)

@@ -21,14 +21,13 @@ import functools
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from time import perf_counter_ns
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context
 
 from otel_llm import _state
-from otel_llm._begin import begin, call_context, in_call
+from otel_llm._begin import begin, call_context, headers_arrived, in_call, read_whole
 from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import ObservedStream
@@ -81,19 +80,11 @@ def _collected(call: LLMCall) -> None:
 @guarded(False)
 def _watch(response: Any, call: LLMCall) -> bool:
     """Mark the response for ``iter_content``; True once the call is in good hands."""
-    call.headers_ns = perf_counter_ns()
-    status = response.status_code
-    call.status_code = status
-    if status >= 400:
-        call.error_type = str(status)
+    headers_arrived(call, response.status_code)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     if response._content_consumed:  # a response hook read the body inside send
         content = response._content
-        if isinstance(content, bytes) and content:
-            call.first_chunk_ns = call.headers_ns
-            if not parser.feed(content):
-                parser.close()
-        finish(call, "exhausted")
+        read_whole(call, parser, content if isinstance(content, bytes) else b"")
         return True
     response.__dict__[_WATCH] = _Watch(call, parser)
     weakref.finalize(response, _collected, call).atexit = False

@@ -13,11 +13,10 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import _content, _model_ops
 from otel_llm import semconv as sc
 from otel_llm._types import LLMCall
+from otel_llm._units import seconds
 from otel_llm.tags import attributes_from_baggage
 
 __all__ = ["end", "start"]
-
-_NS = 1e-9
 
 
 def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = None) -> Span:
@@ -120,7 +119,7 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
         attrs[sc.EMBEDDINGS_COUNT] = call.embedding_count
     if call.stream:
         if call.first_chunk_ns:
-            attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (call.first_chunk_ns - call.start_ns) / 1e9
+            attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = seconds(call.first_chunk_ns - call.start_ns)
         attrs[sc.STREAM_CHUNKS] = call.chunks
         if call.ended_by:
             attrs[sc.STREAM_ENDED_BY] = call.ended_by
@@ -143,21 +142,21 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
 
 def _ollama_timings(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
     if call.total_duration_ns is not None:
-        attrs[sc.OLLAMA_TOTAL_DURATION] = call.total_duration_ns / 1e9
+        attrs[sc.OLLAMA_TOTAL_DURATION] = seconds(call.total_duration_ns)
     load = call.load_duration_ns
     if load is not None:
-        attrs[sc.OLLAMA_LOAD_DURATION] = load / 1e9
-        attrs[sc.OLLAMA_COLD_LOAD] = load / 1e9 >= call.settings.cold_load_seconds
+        attrs[sc.OLLAMA_LOAD_DURATION] = seconds(load)
+        attrs[sc.OLLAMA_COLD_LOAD] = seconds(load) >= call.settings.cold_load_seconds
     prefill = call.prompt_eval_duration_ns
     if prefill is not None:
-        attrs[sc.OLLAMA_PROMPT_EVAL_DURATION] = prefill / 1e9
+        attrs[sc.OLLAMA_PROMPT_EVAL_DURATION] = seconds(prefill)
         if prefill > 0 and call.input_tokens:
-            attrs[sc.OLLAMA_PREFILL_TOKENS_PER_SECOND] = call.input_tokens / (prefill / 1e9)
+            attrs[sc.OLLAMA_PREFILL_TOKENS_PER_SECOND] = call.input_tokens / seconds(prefill)
     decode = call.eval_duration_ns
     if decode is not None:
-        attrs[sc.OLLAMA_EVAL_DURATION] = decode / 1e9
+        attrs[sc.OLLAMA_EVAL_DURATION] = seconds(decode)
         if decode > 0 and call.output_tokens:
-            attrs[sc.OLLAMA_DECODE_TOKENS_PER_SECOND] = call.output_tokens / (decode / 1e9)
+            attrs[sc.OLLAMA_DECODE_TOKENS_PER_SECOND] = call.output_tokens / seconds(decode)
 
 
 def _ollama_insight(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
@@ -171,7 +170,7 @@ def _ollama_insight(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
             attrs[sc.OLLAMA_CONTEXT_TRUNCATED] = call.input_tokens >= size
     total = call.total_duration_ns
     if total is not None and call.end_ns:
-        attrs[sc.OLLAMA_WAIT_DURATION] = max(0, call.end_ns - call.start_ns - total) / 1e9
+        attrs[sc.OLLAMA_WAIT_DURATION] = seconds(max(0, call.end_ns - call.start_ns - total))
 
 
 def _output_messages(call: LLMCall) -> list[dict[str, Any]] | None:

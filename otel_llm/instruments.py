@@ -27,8 +27,8 @@ __all__ = [
     "Insight",
     "Instruments",
     "LatestInstruments",
+    "Metric",
     "ServerInstruments",
-    "Spec",
     "build",
     "build_classic",
     "build_insight",
@@ -71,7 +71,7 @@ GAUGE: Final = "gauge"
 
 
 @dataclass(frozen=True, slots=True)
-class Spec:
+class Metric:
     """One metric as exported: what a dashboard or a test can rely on."""
 
     name: str
@@ -82,28 +82,28 @@ class Spec:
 
 
 # -- classic set (semconv §5; default) ----------------------------------------------------
-OPERATION_DURATION = Spec(
+OPERATION_DURATION = Metric(
     "gen_ai.client.operation.duration",
     "s",
     HISTOGRAM,
     "GenAI operation duration: request start to last byte.",
     DURATION_BUCKETS,
 )
-TOKEN_USAGE = Spec(
+TOKEN_USAGE = Metric(
     "gen_ai.client.token.usage",
     "{token}",
     HISTOGRAM,
     "Number of input and output tokens used, as the server reported them.",
     TOKEN_BUCKETS,
 )
-TIME_TO_FIRST_CHUNK = Spec(
+TIME_TO_FIRST_CHUNK = Metric(
     "gen_ai.client.operation.time_to_first_chunk",
     "s",
     HISTOGRAM,
     "Time from request start to the first response chunk (streams).",
     TTFT_BUCKETS,
 )
-TIME_PER_OUTPUT_CHUNK = Spec(
+TIME_PER_OUTPUT_CHUNK = Metric(
     "gen_ai.client.operation.time_per_output_chunk",
     "s",
     HISTOGRAM,
@@ -112,67 +112,67 @@ TIME_PER_OUTPUT_CHUNK = Spec(
 )
 
 # -- latest genai set (semconv §6; ``latest_metrics=True``) -------------------------------
-INFERENCE_DURATION = Spec(
+INFERENCE_DURATION = Metric(
     "gen_ai.client.inference.duration",
     "s",
     HISTOGRAM,
     "GenAI inference duration: request start to last byte.",
     DURATION_BUCKETS,
 )
-INFERENCE_TIME_TO_FIRST_CHUNK = Spec(
+INFERENCE_TIME_TO_FIRST_CHUNK = Metric(
     "gen_ai.client.inference.time_to_first_chunk",
     "s",
     HISTOGRAM,
     "Time from request start to the first response chunk (streams).",
     TTFT_BUCKETS,
 )
-INFERENCE_TIME_PER_OUTPUT_CHUNK = Spec(
+INFERENCE_TIME_PER_OUTPUT_CHUNK = Metric(
     "gen_ai.client.inference.time_per_output_chunk",
     "s",
     HISTOGRAM,
     "Mean time between response chunks after the first, one value per stream.",
     TPOT_BUCKETS,
 )
-INFERENCE_USAGE_INPUT = Spec(
+INFERENCE_USAGE_INPUT = Metric(
     "gen_ai.client.inference.usage.input_tokens",
     "{token}",
     COUNTER,
     "Input tokens the server reported (cached ones included).",
 )
-INFERENCE_USAGE_OUTPUT = Spec(
+INFERENCE_USAGE_OUTPUT = Metric(
     "gen_ai.client.inference.usage.output_tokens",
     "{token}",
     COUNTER,
     "Output tokens the server reported.",
 )
-INFERENCE_USAGE_CACHE_READ = Spec(
+INFERENCE_USAGE_CACHE_READ = Metric(
     "gen_ai.client.inference.usage.cache_read.input_tokens",
     "{token}",
     COUNTER,
     "Input tokens served from the server's prompt cache.",
 )
-INFERENCE_OPERATION_INPUT = Spec(
+INFERENCE_OPERATION_INPUT = Metric(
     "gen_ai.client.inference.operation.input_tokens",
     "{token}",
     HISTOGRAM,
     "Input tokens per successful inference.",
     TOKEN_BUCKETS,
 )
-INFERENCE_OPERATION_OUTPUT = Spec(
+INFERENCE_OPERATION_OUTPUT = Metric(
     "gen_ai.client.inference.operation.output_tokens",
     "{token}",
     HISTOGRAM,
     "Output tokens per successful inference.",
     TOKEN_BUCKETS,
 )
-EMBEDDINGS_DURATION = Spec(
+EMBEDDINGS_DURATION = Metric(
     "gen_ai.client.embeddings.duration",
     "s",
     HISTOGRAM,
     "GenAI embeddings duration: request start to last byte.",
     DURATION_BUCKETS,
 )
-EMBEDDINGS_INPUT = Spec(
+EMBEDDINGS_INPUT = Metric(
     "gen_ai.client.embeddings.operation.input_tokens",
     "{token}",
     HISTOGRAM,
@@ -181,28 +181,28 @@ EMBEDDINGS_INPUT = Spec(
 )
 
 # -- server-side, from Ollama's own timings (both sets) -----------------------------------
-SERVER_REQUEST_DURATION = Spec(
+SERVER_REQUEST_DURATION = Metric(
     "gen_ai.server.request.duration",
     "s",
     HISTOGRAM,
     "Server-side request duration: Ollama's total_duration.",
     DURATION_BUCKETS,
 )
-SERVER_TIME_TO_FIRST_TOKEN = Spec(
+SERVER_TIME_TO_FIRST_TOKEN = Metric(
     "gen_ai.server.time_to_first_token",
     "s",
     HISTOGRAM,
     "Server-side time to first token: Ollama's load_duration + prompt_eval_duration.",
     TTFT_BUCKETS,
 )
-SERVER_TIME_PER_OUTPUT_TOKEN = Spec(
+SERVER_TIME_PER_OUTPUT_TOKEN = Metric(
     "gen_ai.server.time_per_output_token",
     "s",
     HISTOGRAM,
     "Server-side decode time per output token: Ollama's eval_duration / eval_count.",
     TPOT_BUCKETS,
 )
-MODEL_LOAD_DURATION = Spec(
+MODEL_LOAD_DURATION = Metric(
     "ollama.model.load.duration",
     "s",
     HISTOGRAM,
@@ -211,14 +211,14 @@ MODEL_LOAD_DURATION = Spec(
 )
 
 # -- model residency (observable gauges fed by /api/ps; residency.py) ---------------------
-MODELS_LOADED = Spec("ollama.models.loaded", "{model}", GAUGE, "Models Ollama holds in memory.")
-MODEL_SIZE = Spec(
+MODELS_LOADED = Metric("ollama.models.loaded", "{model}", GAUGE, "Models Ollama holds in memory.")
+MODEL_SIZE = Metric(
     "ollama.model.size", "By", GAUGE, "Memory a loaded model occupies (RAM and VRAM)."
 )
-MODEL_VRAM_SIZE = Spec(
+MODEL_VRAM_SIZE = Metric(
     "ollama.model.vram.size", "By", GAUGE, "Part of a loaded model held in GPU memory."
 )
-MODEL_TIME_TO_UNLOAD = Spec(
+MODEL_TIME_TO_UNLOAD = Metric(
     "ollama.model.time_to_unload",
     "s",
     GAUGE,
@@ -229,34 +229,34 @@ MODEL_TIME_TO_UNLOAD = Spec(
 UTILIZATION_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 """Share of the context window a prompt used; 1.0 and above is a cut prompt."""
 
-CONTEXT_TRUNCATIONS = Spec(
+CONTEXT_TRUNCATIONS = Metric(
     "ollama.context.truncations",
     "{call}",
     COUNTER,
     "Calls whose prompt filled the context window: Ollama cut it (docs/attributes.md).",
 )
-CONTEXT_UTILIZATION = Spec(
+CONTEXT_UTILIZATION = Metric(
     "ollama.context.utilization",
     "1",
     HISTOGRAM,
     "Prompt tokens over the context window, per call with a known window.",
     UTILIZATION_BUCKETS,
 )
-WAIT_DURATION = Spec(
+WAIT_DURATION = Metric(
     "ollama.request.wait.duration",
     "s",
     HISTOGRAM,
     "Client duration minus Ollama's total_duration: queued, loading elsewhere, on the wire.",
     TTFT_BUCKETS,
 )
-MODEL_OPERATION_DURATION = Spec(
+MODEL_OPERATION_DURATION = Metric(
     "ollama.model.operation.duration",
     "s",
     HISTOGRAM,
     "Duration of a model operation (pull, push, create, copy, delete, show).",
     DURATION_BUCKETS,
 )
-MODEL_PULLED = Spec(
+MODEL_PULLED = Metric(
     "ollama.model.pulled",
     "By",
     COUNTER,
@@ -271,13 +271,13 @@ INSIGHT: Final = (
 )
 
 # -- otel_llm's own exporters (observable counters; _exporters.py) -----------------------
-EXPORTER_SPANS_DROPPED = Spec(
+EXPORTER_SPANS_DROPPED = Metric(
     "otel_llm.exporter.span.dropped",
     "{span}",
     COUNTER,
     "Spans otel_llm's exporters gave up on (collector down, failing or not answering).",
 )
-EXPORTER_POINTS_DROPPED = Spec(
+EXPORTER_POINTS_DROPPED = Metric(
     "otel_llm.exporter.metric_data_point.dropped",
     "{data_point}",
     COUNTER,
@@ -308,7 +308,7 @@ EXPORTER: Final = (EXPORTER_SPANS_DROPPED, EXPORTER_POINTS_DROPPED)
 ALL: Final = CLASSIC + LATEST + SERVER + RESIDENCY + INSIGHT + EXPORTER
 
 
-def histogram(meter: Meter, spec: Spec) -> Histogram:
+def histogram(meter: Meter, spec: Metric) -> Histogram:
     """The histogram for ``spec`` with its bucket advice (the SDK gives none for GenAI)."""
     return meter.create_histogram(
         spec.name,
@@ -318,7 +318,7 @@ def histogram(meter: Meter, spec: Spec) -> Histogram:
     )
 
 
-def counter(meter: Meter, spec: Spec) -> Counter:
+def counter(meter: Meter, spec: Metric) -> Counter:
     return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
 
 

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from otel_llm import _content
 from otel_llm._config import Settings
 from otel_llm._types import LLMCall
+from otel_llm._units import seconds
 
 __all__ = ["EVENT", "CallLogger", "TraceContextFilter", "add_trace_context"]
 
@@ -61,7 +62,7 @@ class TraceContextFilter(logging.Filter):
 
 
 def _seconds(ns: int) -> float:
-    return round(ns / 1e9, 6)
+    return round(seconds(ns), 6)
 
 
 class CallLogger:

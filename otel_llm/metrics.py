@@ -30,6 +30,7 @@ from otel_llm._config import DEFAULT_MAX_MODELS, DEFAULT_MAX_TAG_VALUES, Setting
 from otel_llm._fold import Batch, Folder
 from otel_llm._guard import report
 from otel_llm._types import LLMCall
+from otel_llm._units import nanoseconds, seconds
 
 __all__ = [
     "BUFFER_LIMIT",
@@ -51,7 +52,6 @@ _LABEL_SETS: Final = 1024
 """Attribute dicts kept for reuse; past this many the cache starts over."""
 _FOLD_INSTRUMENT: Final = "otel_llm.pending"
 """The observable instrument whose callback folds pending calls; it reports nothing."""
-_NS = 1e-9
 _MODEL_OPERATIONS: Final = sc.MODEL_OPERATIONS
 
 
@@ -144,11 +144,12 @@ class Recorder:
         limit: int | None = None,
         max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
     ) -> None:
+        self._build(meter)
         self._models = models
         self._tag_caps = {key: ModelCap(max_tag_values) for key in settings.metric_tags}
         self._insight = instruments.build_insight(meter)
         self._server_metrics = server_metrics
-        self._cold_load_ns = int(settings.cold_load_seconds * 1e9)
+        self._cold_load_ns = nanoseconds(settings.cold_load_seconds)
         self._folder = Folder(meter)
         self._buffer: deque[LLMCall] = deque()
         self._lock = threading.Lock()
@@ -259,7 +260,7 @@ class Recorder:
                 batch.add(insight.context_truncations, 1, labels.base)
         total = call.total_duration_ns
         if total is not None:
-            wait = max(0, call.end_ns - call.start_ns - total) * _NS
+            wait = seconds(max(0, call.end_ns - call.start_ns - total))
             batch.add_sampled(insight.wait_duration, wait, labels.base, call.span, _end_wall(call))
 
     def _model_operation(self, call: LLMCall, batch: Batch) -> None:
@@ -279,13 +280,17 @@ class Recorder:
         timed = attrs if call.error_type is None else {**attrs, sc.ERROR_TYPE: call.error_type}
         batch.add_sampled(
             insight.model_operation_duration,
-            (call.end_ns - call.start_ns) * _NS,
+            seconds(call.end_ns - call.start_ns),
             timed,
             call.span,
             _end_wall(call),
         )
         if call.operation == sc.PULL and call.op_completed_bytes:
             batch.add(insight.model_pulled, call.op_completed_bytes, attrs)
+
+    def _build(self, meter: Meter) -> None:
+        """Create this metric set's instruments on ``meter`` (one subclass per set)."""
+        raise NotImplementedError
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         raise NotImplementedError
@@ -296,27 +301,27 @@ class Recorder:
         """``gen_ai.server.*`` from Ollama's own clock (its final chunk's durations)."""
         load = call.load_duration_ns
         if load is not None and load >= self._cold_load_ns:
-            batch.add(server.model_load_duration, load * _NS, labels.base)
+            batch.add(server.model_load_duration, seconds(load), labels.base)
         if not self._server_metrics:
             return
         total = call.total_duration_ns
         if total is not None:
             batch.add_sampled(
-                server.request_duration, total * _NS, labels.timed, call.span, _end_wall(call)
+                server.request_duration, seconds(total), labels.timed, call.span, _end_wall(call)
             )
         if call.error_type is None:
             prefill = call.prompt_eval_duration_ns
             if prefill is not None:
                 batch.add_sampled(
                     server.time_to_first_token,
-                    ((load or 0) + prefill) * _NS,
+                    seconds((load or 0) + prefill),
                     labels.base,
                     call.span,
                     _end_wall(call),
                 )
             decode, tokens = call.eval_duration_ns, call.output_tokens
             if decode is not None and tokens:
-                batch.add(server.time_per_output_token, decode * _NS / tokens, labels.base)
+                batch.add(server.time_per_output_token, seconds(decode) / tokens, labels.base)
 
     def _timings(
         self,
@@ -330,12 +335,12 @@ class Recorder:
         """Duration (exemplar), and for streams time to first chunk (exemplar) and the
         mean time per chunk after it (one value per stream, not one per chunk)."""
         span, at = call.span, _end_wall(call)
-        batch.add_sampled(duration, (call.end_ns - call.start_ns) * _NS, labels.timed, span, at)
+        batch.add_sampled(duration, seconds(call.end_ns - call.start_ns), labels.timed, span, at)
         first = call.first_chunk_ns
         if call.stream and first:
-            batch.add_sampled(ttfc, (first - call.start_ns) * _NS, labels.base, span, at)
+            batch.add_sampled(ttfc, seconds(first - call.start_ns), labels.base, span, at)
             if call.chunks > 1:
-                mean = (call.end_ns - first) * _NS / (call.chunks - 1)
+                mean = seconds(call.end_ns - first) / (call.chunks - 1)
                 batch.add(tpoc, mean, labels.base)
 
 
@@ -348,18 +353,10 @@ class ClassicRecorder(Recorder):
     """The classic set: one duration (embeddings too), tokens by ``gen_ai.token.type``."""
 
     __slots__ = ("_ins",)
+    _ins: instruments.ClassicInstruments
 
-    def __init__(
-        self,
-        meter: Meter,
-        models: ModelCap,
-        settings: Settings,
-        server_metrics: bool = True,
-        limit: int | None = None,
-        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
-    ) -> None:
+    def _build(self, meter: Meter) -> None:
         self._ins = instruments.build_classic(meter)
-        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
@@ -380,25 +377,17 @@ class LatestRecorder(Recorder):
     """The latest set: usage counters, per-operation token histograms, embeddings apart."""
 
     __slots__ = ("_ins",)
+    _ins: instruments.LatestInstruments
 
-    def __init__(
-        self,
-        meter: Meter,
-        models: ModelCap,
-        settings: Settings,
-        server_metrics: bool = True,
-        limit: int | None = None,
-        max_tag_values: int = DEFAULT_MAX_TAG_VALUES,
-    ) -> None:
+    def _build(self, meter: Meter) -> None:
         self._ins = instruments.build_latest(meter)
-        super().__init__(meter, models, settings, server_metrics, limit, max_tag_values)
 
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         ins, labels = self._ins, self._labels(call)
         ok = call.error_type is None
         if call.operation == sc.EMBEDDINGS:
             span, at = call.span, _end_wall(call)
-            duration = (call.end_ns - call.start_ns) * _NS
+            duration = seconds(call.end_ns - call.start_ns)
             batch.add_sampled(ins.embeddings_duration, duration, labels.timed, span, at)
             if ok and call.input_tokens is not None:
                 batch.add(ins.embeddings_input, call.input_tokens, labels.usage)

@@ -35,6 +35,7 @@ from prometheus_client.core import Exemplar, Metric
 from prometheus_client.exposition import start_http_server
 
 from otel_llm._guard import report
+from otel_llm._units import seconds
 
 __all__ = [
     "DEFAULT_HOST",
@@ -187,7 +188,7 @@ def _exemplars(point: HistogramDataPoint) -> dict[int, Exemplar]:
         if ex.span_id:
             labels["span_id"] = format(ex.span_id, "016x")
         index = bisect_left(point.explicit_bounds, ex.value)
-        out[index] = Exemplar(labels, ex.value, ex.time_unix_nano / 1e9)
+        out[index] = Exemplar(labels, ex.value, seconds(ex.time_unix_nano))
     return out
 
 

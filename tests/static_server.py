@@ -42,8 +42,16 @@ class StaticServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
+                route = owner.routes.get(self.path)
+                if route is None:  # e.g. a context-window lookup (/api/show): not the test's
+                    body = b'{"error":"not found"}'
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 owner.received.append({k.lower(): v for k, v in self.headers.items()})
-                route = owner.routes[self.path]
                 if route.location is not None:
                     self.send_response(307)
                     self.send_header("Location", route.location)

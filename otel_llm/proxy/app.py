@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _state
+from otel_llm._units import seconds
 from otel_llm.proxy.auth import CHALLENGE, BearerAuth
 from otel_llm.proxy.config import ProxyConfig
 from otel_llm.proxy.forward import (
@@ -273,7 +274,7 @@ class ProxyApp:
         scope: Scope,
         start: int,
     ) -> None:
-        duration = (perf_counter_ns() - start) / 1e9
+        duration = seconds(perf_counter_ns() - start)
         status = exchange.status
         error_type = exchange.error_type
         if error_type is None and status >= 500:

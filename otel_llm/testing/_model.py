@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from otel_llm import semconv as sc
+from otel_llm._units import NS_PER_S, nanoseconds, seconds
 
 __all__ = [
     "CONTENT_ATTRIBUTES",
@@ -24,20 +25,6 @@ __all__ = [
     "nanoseconds",
     "seconds",
 ]
-
-NS_PER_S: Final = 1_000_000_000
-"""Span times are integer nanoseconds; durations in assertions and specs are seconds."""
-
-
-def seconds(ns: int) -> float:
-    """Nanoseconds as seconds: the one conversion every duration goes through."""
-    return ns / NS_PER_S
-
-
-def nanoseconds(value: float) -> int:
-    """Seconds as whole nanoseconds (rounded)."""
-    return round(value * NS_PER_S)
-
 
 INFERENCE_OPERATIONS: Final = frozenset(
     {"chat", "text_completion", "generate_content", "embeddings"}

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from otel_llm.adapters import match
+from otel_llm.semconv import MODEL_OPERATIONS
 from otel_llm.testing import CaptureLLM
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
 
@@ -50,7 +51,9 @@ def _embed_tokens(body: dict[str, Any]) -> int:
 
 def _check(trace: CaptureLLM, mock: MockOllama, expected: int) -> None:
     """One correct span per LLM request the mock received; ``expected`` such requests."""
-    wire = [r for r in mock.requests if match(r.method, r.path) is not None]
+    # LLM requests: inference and embeddings (a framework's own /api/show is a model operation).
+    endpoints = [(r, match(r.method, r.path)) for r in mock.requests]
+    wire = [r for r, e in endpoints if e is not None and e.operation not in MODEL_OPERATIONS]
     assert expected == len(wire), [r.path for r in mock.requests]
     spans = {c.span_id: c for c in trace.llm_calls()}
     assert len(wire) == len(spans), sorted(c.name for c in spans.values())

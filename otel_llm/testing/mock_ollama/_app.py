@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from otel_llm.testing._model import NS_PER_S, nanoseconds
+from otel_llm._units import NS_PER_S, nanoseconds
 from otel_llm.testing.mock_ollama._content import (
     _count,
     _details,

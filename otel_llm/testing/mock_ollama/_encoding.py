@@ -8,7 +8,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from otel_llm.testing._model import NS_PER_S
+from otel_llm._units import NS_PER_S
 
 _GO_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
