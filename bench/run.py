@@ -74,6 +74,15 @@ NEEDS = {
     "openinference": "openinference-instrumentation-ollama",
 }
 ANCHORS = ("httpx-instr", "openllmetry", "openinference")
+COVERS = {
+    "httpx-instr": ("ollama", "openai", "httpx", "requests"),
+    "openllmetry": ("ollama", "openai"),
+    "openinference": ("ollama", "openai"),
+}
+"""The clients each anchor can trace (OpenLLMetry and OpenInference wrap the SDKs, so raw
+HTTP calls never reach them; no aiohttp instrumentor is installed, see
+requirements-anchors.txt). Its other cells are not measured: they read ``NA``."""
+NA = "n/a: does not trace this client"
 UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
 OURS = ("otel_llm-spans", "otel_llm", "otel_llm-baseline")
 BASELINE_ENV = "BENCH_OTEL_LLM_BASELINE"
@@ -355,6 +364,10 @@ def measure(
 ) -> dict[tuple[str, str, str], Cell]:
     cells: dict[tuple[str, str, str], Cell] = {(c, k, m): Cell() for c in workers for k, m in CELLS}
     live = {key: True for key in cells}
+    for config, kind, mode in cells:
+        if kind.partition("-")[0] not in COVERS.get(config, (kind.partition("-")[0],)):
+            cells[config, kind, mode].broken = NA
+            live[config, kind, mode] = False
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
         cell = cells[config, kind, mode]
@@ -378,7 +391,8 @@ def measure(
     log("warm-up (and a first span count) in every worker ...")
     for kind, mode in CELLS:
         for config in workers:
-            run(config, kind, mode, batch_size(kind, mode, True), keep=False)
+            if live[config, kind, mode]:
+                run(config, kind, mode, batch_size(kind, mode, True), keep=False)
     names = list(workers)
     started = time.perf_counter()
     for r in range(plan.rounds):
@@ -718,7 +732,7 @@ def report(
         "### otel_llm's added CPU as a fraction of each anchor's",
         "",
         "(< 1 means otel_llm adds less; — where the anchor adds nothing measurable; anchors "
-        "that trace nothing for a client (BROKEN above) are left out)",
+        "that trace nothing for a client (n/a or BROKEN above) are left out)",
         "",
     ]
     body = []
@@ -788,7 +802,8 @@ def report(
                         f"{f1(r.added_proc_call)} ({rng(r.added_proc_call_range)})",
                     ]
             if all(
-                c.startswith(("BROKEN", "not measured", "unavailable")) or not c for c in cells_text
+                c.startswith(("BROKEN", "not measured", "unavailable", "n/a")) or not c
+                for c in cells_text
             ):
                 continue
             body.append([f"`{kind}`", LABELS[config], *cells_text])
