@@ -9,7 +9,7 @@ Ollama (``bench/_server.py``) and one long-lived worker per configuration
 in ``bench/out/raw.json``).
 
     python3 bench/run.py            # the full run (~5 min of measuring on 2 cores)
-    python3 bench/run.py --quick    # a smoke run (~1 min): numbers too noisy to quote
+    python3 bench/run.py --quick    # a smoke run (~2 min): numbers too noisy to quote
     python3 bench/run.py --profile  # pyinstrument profile of the otel_llm ollama-client call
 """
 
