@@ -18,7 +18,10 @@ commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a
 Kinds: ``ollama-sync``, ``ollama-async`` (the official client's ``chat``),
 ``openai-sync``, ``openai-async`` (``chat.completions.create`` on ``/v1``) and
 ``httpx-sync``, ``httpx-async`` (``POST /api/chat``, the body read and decoded as JSON;
-streamed: ``iter_lines`` + ``json.loads``); ``@100k`` / ``@1m`` after a kind: a prompt
+streamed: ``iter_lines`` + ``json.loads``), and the same raw call through the other
+HTTP front-ends: ``requests-sync`` (a ``requests.Session``; streamed: ``stream=True`` +
+``iter_lines``) and ``aiohttp-async`` (a ``ClientSession``; ``await resp.json()``;
+streamed: ``async for line in resp.content``); ``@100k`` / ``@1m`` after a kind: a prompt
 of that size instead of 1 KB. Every configuration exports through the same
 SDK ``TracerProvider`` + ``SimpleSpanProcessor`` + a counting exporter.
 """
@@ -50,7 +53,10 @@ STREAM_MODEL = "bench-stream"
 RSS_MODEL = "bench-rss"
 PROMPT_BYTES = {"": 1_000, "100k": 100_000, "1m": 1_000_000}
 """Prompt sizes: a kind's ``@100k`` / ``@1m`` suffix; 1 KB without one."""
-CLIENTS = ("ollama", "openai", "httpx")
+CLIENTS = ("ollama", "openai", "httpx", "requests", "aiohttp")
+SYNC_ONLY, ASYNC_ONLY = ("requests",), ("aiohttp",)
+RAW = ("httpx", "requests", "aiohttp")
+"""Clients that POST ``/api/chat`` themselves and decode the NDJSON/JSON body."""
 
 
 def messages(size: str = "") -> list[dict[str, str]]:
@@ -67,7 +73,13 @@ def parse_kind(kind: str) -> tuple[str, bool, str]:
     """``"httpx-sync@100k"`` -> (client, is_async, prompt size key)."""
     name, _, size = kind.partition("@")
     client, _, mode = name.partition("-")
-    if client not in CLIENTS or mode not in ("sync", "async") or size not in PROMPT_BYTES:
+    if (
+        client not in CLIENTS
+        or mode not in ("sync", "async")
+        or size not in PROMPT_BYTES
+        or (client in SYNC_ONLY and mode != "sync")
+        or (client in ASYNC_ONLY and mode != "async")
+    ):
         raise ValueError(f"unknown kind {kind!r}")
     return client, mode == "async", size
 
@@ -79,6 +91,7 @@ PACKAGES = (
     "opentelemetry-instrumentation",
     "opentelemetry-semantic-conventions",
     "opentelemetry-instrumentation-httpx",
+    "opentelemetry-instrumentation-requests",
     "opentelemetry-instrumentation-ollama",
     "opentelemetry-semantic-conventions-ai",
     "openinference-instrumentation-ollama",
@@ -92,6 +105,9 @@ PACKAGES = (
     "httpcore",
     "h11",
     "httpx2",
+    "requests",
+    "urllib3",
+    "aiohttp",
     "pydantic",
     "pydantic-core",
     "wrapt",
@@ -127,9 +143,15 @@ def _bare(tp: TracerProvider, mp: MeterProvider) -> None:
 
 
 def _httpx(tp: TracerProvider, mp: MeterProvider) -> None:
+    """Generic HTTP client spans: contrib's httpx instrumentor, and its requests one if
+    installed (each client's calls go through one of them)."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    with contextlib.suppress(ImportError):
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
 
 
 def _otel_llm_spans(tp: TracerProvider, mp: MeterProvider) -> None:
@@ -214,6 +236,12 @@ class Clients:
         self.chat_url = url + "/api/chat"
         self.ollama = ollama.Client(host=url)
         self.httpx = httpx.Client()
+        self.requests: Any = None
+        self.aiohttp: Any = None
+        with contextlib.suppress(ImportError):
+            import requests
+
+            self.requests = requests.Session()
         self.openai: Any = None
         self.aopenai: Any = None
         try:
@@ -229,9 +257,17 @@ class Clients:
                 if openai is not None
                 else None
             )
+            with contextlib.suppress(ImportError):
+                import aiohttp
+
+                self.aiohttp = aiohttp.ClientSession()  # needs a running loop
             return ollama.AsyncClient(host=url), httpx.AsyncClient(), aopenai
 
         self.aollama, self.ahttpx, self.aopenai = loop.run_until_complete(make())
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.aiohttp is not None:
+            loop.run_until_complete(self.aiohttp.close())
 
 
 def _body(model: str, stream: bool, msgs: list[dict[str, str]] = MESSAGES) -> dict[str, Any]:
@@ -262,7 +298,8 @@ def run_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
         create = c.openai.chat.completions.create
         call = lambda: create(model=CALL_MODEL, messages=msgs)  # noqa: E731
     else:
-        post, url, body = c.httpx.post, c.chat_url, _body(CALL_MODEL, False, msgs)
+        session = c.requests if client == "requests" else c.httpx
+        post, url, body = session.post, c.chat_url, _body(CALL_MODEL, False, msgs)
         call = lambda: post(url, json=body).json()  # noqa: E731
     for _ in range(n):
         t0, w0 = tt(), pc()
@@ -288,6 +325,9 @@ async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[f
             reply = await c.aollama.chat(model=CALL_MODEL, messages=msgs)
         elif client == "openai":
             reply = await c.aopenai.chat.completions.create(model=CALL_MODEL, messages=msgs)
+        elif client == "aiohttp":
+            async with c.aiohttp.post(c.chat_url, json=body) as response:
+                reply = await response.json()
         else:
             reply = (await c.ahttpx.post(c.chat_url, json=body)).json()
         t1, w1 = tt(), pc()
@@ -319,6 +359,11 @@ def stream_once(c: Clients, kind: str, model: str) -> tuple[int, float, float, f
                 c.openai.chat.completions.create(model=model, messages=MESSAGES, stream=True)
             )
             parts = iter(parts)
+        elif client == "requests":
+            response = stack.enter_context(
+                c.requests.post(c.chat_url, json=_body(model, True), stream=True)
+            )
+            parts = map(json.loads, response.iter_lines())
         else:
             response = stack.enter_context(
                 c.httpx.stream("POST", c.chat_url, json=_body(model, True))
@@ -351,6 +396,11 @@ async def astream_once(c: Clients, kind: str, model: str) -> tuple[int, float, f
                 model=model, messages=MESSAGES, stream=True
             )
             parts = (await stack.enter_async_context(stream)).__aiter__()
+        elif client == "aiohttp":
+            response = await stack.enter_async_context(
+                c.aiohttp.post(c.chat_url, json=_body(model, True))
+            )
+            parts, loads = response.content.__aiter__(), json.loads
         else:
             response = await stack.enter_async_context(
                 c.ahttpx.stream("POST", c.chat_url, json=_body(model, True))
@@ -511,6 +561,8 @@ def main(argv: Sequence[str]) -> int:
             elif name == "report":
                 reply({"ok": True, **worker.report()})
             elif name == "quit":
+                with contextlib.suppress(Exception):
+                    worker.clients.close(worker.loop)
                 reply({"ok": True})
                 break
             else:

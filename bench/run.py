@@ -9,7 +9,7 @@ Ollama (``bench/_server.py``) and one long-lived worker per configuration
 in ``bench/out/raw.json``).
 
     python3 bench/run.py            # the full run (~5 min of measuring on 2 cores)
-    python3 bench/run.py --quick    # a smoke run (~1 min): numbers too noisy to quote
+    python3 bench/run.py --quick    # a smoke run (~2 min): numbers too noisy to quote
     python3 bench/run.py --profile  # pyinstrument profile of the otel_llm ollama-client call
 """
 
@@ -59,7 +59,7 @@ CONFIGS = (
 LABELS = {
     "bare": "bare (no instrumentation)",
     "bare-2": "bare again (A/A check: the noise floor)",
-    "httpx-instr": "opentelemetry-instrumentation-httpx",
+    "httpx-instr": "generic HTTP spans (opentelemetry-instrumentation-httpx / -requests)",
     "otel_llm-spans": "otel_llm, spans only",
     "otel_llm": "otel_llm, spans + metrics",
     "otel_llm-lean": "otel_llm, spans + metrics without gen_ai.server.*",
@@ -74,15 +74,43 @@ NEEDS = {
     "openinference": "openinference-instrumentation-ollama",
 }
 ANCHORS = ("httpx-instr", "openllmetry", "openinference")
+COVERS = {
+    "httpx-instr": ("ollama", "openai", "httpx", "requests"),
+    "openllmetry": ("ollama", "openai"),
+    "openinference": ("ollama", "openai"),
+}
+"""The clients each anchor can trace (OpenLLMetry and OpenInference wrap the SDKs, so raw
+HTTP calls never reach them; no aiohttp instrumentor is installed, see
+requirements-anchors.txt). Its other cells are not measured: they read ``NA``."""
+NA = "n/a: does not trace this client"
 UNTRACED = ("bare", "bare-2")  # configurations expected to export no span
 OURS = ("otel_llm-spans", "otel_llm", "otel_llm-baseline")
 BASELINE_ENV = "BENCH_OTEL_LLM_BASELINE"
 """Directory holding another ``otel_llm`` package (``--baseline``), for the worker."""
-KINDS = ("ollama-sync", "ollama-async", "openai-sync", "openai-async", "httpx-sync", "httpx-async")
+KINDS = (
+    "ollama-sync",
+    "ollama-async",
+    "openai-sync",
+    "openai-async",
+    "httpx-sync",
+    "httpx-async",
+    "requests-sync",
+    "aiohttp-async",
+)
+FRONTENDS = {"requests-sync": "httpx-sync", "aiohttp-async": "httpx-async"}
+"""The requests and aiohttp front-ends, each beside the raw httpx call it is compared with."""
 SIZES = ("100k", "1m")  # prompt sizes besides the default 1 KB (unstreamed calls only)
 SIZED_KINDS = tuple(f"{k}@{size}" for k in KINDS for size in SIZES)
 ALL_KINDS = KINDS + SIZED_KINDS
-TARGET_KINDS = ("ollama-sync", "ollama-async")
+TARGET_KINDS = {
+    "ollama-sync": "ollama-sync",
+    "ollama-async": "ollama-async",
+    "requests-sync": "ollama-sync",
+    "aiohttp-async": "ollama-async",
+}
+"""Kinds with targets -> the kind whose OpenLLMetry row is the yardstick: no peer makes
+GenAI spans for raw requests / aiohttp calls, so theirs is OpenLLMetry on the official
+client of the same sync/async kind, measured in the same rounds."""
 MODES = ("call", "stream")
 CELLS = tuple((k, m) for k in KINDS for m in MODES) + tuple((k, "call") for k in SIZED_KINDS)
 """(kind, mode) pairs measured every round."""
@@ -336,6 +364,10 @@ def measure(
 ) -> dict[tuple[str, str, str], Cell]:
     cells: dict[tuple[str, str, str], Cell] = {(c, k, m): Cell() for c in workers for k, m in CELLS}
     live = {key: True for key in cells}
+    for config, kind, mode in cells:
+        if kind.partition("-")[0] not in COVERS.get(config, (kind.partition("-")[0],)):
+            cells[config, kind, mode].broken = NA
+            live[config, kind, mode] = False
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
         cell = cells[config, kind, mode]
@@ -359,7 +391,8 @@ def measure(
     log("warm-up (and a first span count) in every worker ...")
     for kind, mode in CELLS:
         for config in workers:
-            run(config, kind, mode, batch_size(kind, mode, True), keep=False)
+            if live[config, kind, mode]:
+                run(config, kind, mode, batch_size(kind, mode, True), keep=False)
     names = list(workers)
     started = time.perf_counter()
     for r in range(plan.rounds):
@@ -481,6 +514,11 @@ class Row:
     added_proc_stream: float = 0.0
     added_proc_stream_range: tuple[float, float] = (0.0, 0.0)
     stream_spans_per_call: float = 0.0
+    # each round's added µs (per call, per chunk, at end of stream): for paired differences
+    # between two rows of one configuration (a front-end minus raw httpx)
+    call_rounds: list[float] = field(default_factory=list)
+    chunk_rounds: list[float] = field(default_factory=list)
+    end_rounds: list[float] = field(default_factory=list)
     n_calls: int = 0
     n_streams: int = 0
     rounds: int = 0
@@ -533,6 +571,7 @@ def summarise(
                 ]
                 row.added_call = med(per_round)
                 row.added_call_range = ci(per_round)
+                row.call_rounds = per_round
                 row.added_proc_call, row.added_proc_call_range = _added_proc(c, bare_c)
             if s is not None and s.broken is None and bare_s is not None and bare_s.broken is None:
                 row.stream_spans_per_call = s.spans / max(1, s.calls)
@@ -555,6 +594,7 @@ def summarise(
                 row.added_end = med(end_rounds)
                 row.added_chunk_range = ci(chunk_rounds)
                 row.added_end_range = ci(end_rounds)
+                row.chunk_rounds, row.end_rounds = chunk_rounds, end_rounds
                 row.added_proc_stream, row.added_proc_stream_range = _added_proc(s, bare_s)
         tables[kind] = rows
     return tables
@@ -692,7 +732,7 @@ def report(
         "### otel_llm's added CPU as a fraction of each anchor's",
         "",
         "(< 1 means otel_llm adds less; — where the anchor adds nothing measurable; anchors "
-        "that trace nothing for a client (BROKEN above) are left out)",
+        "that trace nothing for a client (n/a or BROKEN above) are left out)",
         "",
     ]
     body = []
@@ -735,6 +775,7 @@ def report(
     )
     md.append("")
 
+    md += frontends_table(tables)
     md += [
         "### Prompt size: added CPU per unstreamed call with a 1 KB, 100 KB and 1 MB prompt",
         "",
@@ -761,7 +802,8 @@ def report(
                         f"{f1(r.added_proc_call)} ({rng(r.added_proc_call_range)})",
                     ]
             if all(
-                c.startswith(("BROKEN", "not measured", "unavailable")) or not c for c in cells_text
+                c.startswith(("BROKEN", "not measured", "unavailable", "n/a")) or not c
+                for c in cells_text
             ):
                 continue
             body.append([f"`{kind}`", LABELS[config], *cells_text])
@@ -845,19 +887,87 @@ def report(
     return "\n".join(md), targets
 
 
+def _minus(a: Sequence[float], b: Sequence[float], fmt: Any = f1) -> str:
+    """Median and CI of round-by-round ``a - b`` (two cells measured in the same rounds)."""
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    return f"{fmt(med(diffs))} ({rng(ci(diffs), fmt)})" if diffs else "—"
+
+
+def frontends_table(tables: dict[str, list[Row]]) -> list[str]:
+    """The same raw ``/api/chat`` call through requests and aiohttp beside raw httpx."""
+    md = [
+        "### Front-ends: the raw call through requests and aiohttp beside httpx",
+        "",
+        "(added µs, median over rounds with its 95% CI, as in the tables above; *minus httpx*: "
+        "round by round, the front-end's added cost minus the same configuration's on raw "
+        "httpx of the same kind (sync beside sync, async beside async), with its CI)",
+        "",
+    ]
+    body = []
+    for kind, base in FRONTENDS.items():
+        for config in CONFIGS:
+            if config == "bare":
+                continue  # bare-2 stays: the A/A row is the noise floor of "minus httpx" too
+            f, h = _by(tables[kind], config), _by(tables[base], config)
+            if f is None or h is None:
+                continue
+            call_status = f.status or (h.status and f"`{base}`: {h.status}")
+            stream_status = f.stream_status or (h.stream_status and f"`{base}`: {h.stream_status}")
+            if call_status and stream_status:
+                continue  # this configuration does not trace the front-end (or httpx)
+            call_cells = (
+                [call_status, "", "", ""]
+                if call_status
+                else [
+                    f"{f1(h.added_call)} ({rng(h.added_call_range)})",
+                    f"**{f1(f.added_call)}** ({rng(f.added_call_range)})",
+                    _minus(f.call_rounds, h.call_rounds),
+                    f"{f1(f.added_proc_call)} ({rng(f.added_proc_call_range)})",
+                ]
+            )
+            stream_cells = (
+                [stream_status, "", "", ""]
+                if stream_status
+                else [
+                    f"{f2(h.added_chunk)} / **{f2(f.added_chunk)}**",
+                    _minus(f.chunk_rounds, h.chunk_rounds, f2),
+                    f"{f1(h.added_end)} / **{f1(f.added_end)}**",
+                    _minus(f.end_rounds, h.end_rounds),
+                ]
+            )
+            body.append([f"`{kind}`", LABELS[config], *call_cells, *stream_cells])
+    md += _table(
+        [
+            "front-end",
+            "config",
+            "httpx: added µs/call",
+            "front-end: added µs/call",
+            "minus httpx µs/call",
+            "front-end: added whole-process µs/call",
+            "added µs/chunk httpx / front-end",
+            "minus httpx µs/chunk",
+            "added µs at end of stream httpx / front-end",
+            "minus httpx µs at end",
+        ],
+        body,
+    )
+    md.append("")
+    return md
+
+
 def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]]) -> list[str]:
     lines: list[str] = []
 
     def verdict(ok: bool | None) -> str:
         return "n/a " if ok is None else ("PASS" if ok else "FAIL")
 
-    for kind in TARGET_KINDS:
-        rows = tables[kind]
-        o, a = _by(rows, "otel_llm"), _by(rows, "openllmetry")
+    for kind, yardstick in TARGET_KINDS.items():
+        o, a = _by(tables[kind], "otel_llm"), _by(tables[yardstick], "openllmetry")
         ok: bool | None
         if o is None or a is None:
             lines.append(f"n/a   [{kind}] otel_llm and OpenLLMetry were not both in this run")
             continue
+        label = kind if yardstick == kind else f"{kind} vs OpenLLMetry on {yardstick}"
         if o.status or a.status:
             ok, detail = None, f"otel_llm: {o.status or 'ok'}; OpenLLMetry: {a.status or 'ok'}"
         else:
@@ -867,14 +977,14 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
                 f"(limit {f1(0.5 * a.added_call)})"
             )
         lines.append(
-            f"{verdict(ok)}  [{kind}] added CPU per unstreamed call ≤ 0.5x OpenLLMetry's: {detail}"
+            f"{verdict(ok)}  [{label}] added CPU per unstreamed call ≤ 0.5x OpenLLMetry's: {detail}"
         )
         if o.stream_status:
             ok, detail = None, o.stream_status
         else:
             ok = o.added_chunk <= 0.5
             detail = f"{f2(o.added_chunk)} µs (95% CI {rng(o.added_chunk_range, f2)})"
-        lines.append(f"{verdict(ok)}  [{kind}] added CPU per streamed chunk ≤ 0.5 µs: {detail}")
+        lines.append(f"{verdict(ok)}  [{label}] added CPU per streamed chunk ≤ 0.5 µs: {detail}")
         if o.stream_status or a.stream_status:
             ok = None
             detail = f"otel_llm: {o.stream_status or 'ok'}; OpenLLMetry: {a.stream_status or 'ok'}"
@@ -885,7 +995,7 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
                 f"(limit {f1(0.5 * a.added_end)})"
             )
         lines.append(
-            f"{verdict(ok)}  [{kind}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
+            f"{verdict(ok)}  [{label}] added CPU at end of stream ≤ 0.5x OpenLLMetry's: {detail}"
         )
         for what, limit, mine, theirs, broken in (
             (
@@ -911,7 +1021,7 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
                     f"{f1(mine)} µs vs OpenLLMetry {f1(theirs)} µs (limit {f1(limit * theirs)})"
                 )
             lines.append(
-                f"{verdict(ok)}  [{kind}] added whole-process CPU {what} ≤ {limit:.1f}x "
+                f"{verdict(ok)}  [{label}] added whole-process CPU {what} ≤ {limit:.1f}x "
                 f"OpenLLMetry's: {detail}"
             )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
@@ -1010,7 +1120,12 @@ def write_results(
         )
     for config, why in meta.get("unavailable", {}).items():
         lines.append(f"- {LABELS[config]}: unavailable: {why}")
-    lines += ["", "## Targets (official `ollama` client, otel_llm spans + metrics)", "", "```"]
+    lines += [
+        "",
+        "## Targets (otel_llm spans + metrics: official `ollama` client, requests, aiohttp)",
+        "",
+        "```",
+    ]
     lines += targets
     lines += ["```", "", "## Tables", "", body]
     text = "\n".join(lines).rstrip() + "\n"
@@ -1306,7 +1421,7 @@ def render(raw: dict[str, Any], write: bool) -> None:
     body, targets = report(plan, tables, rss, meta, checks)
     print()
     print(body)
-    print("Targets (official ollama client, otel_llm spans + metrics):")
+    print("Targets (otel_llm spans + metrics: official ollama client, requests, aiohttp):")
     for line in targets:
         print("  " + line)
     if write:
