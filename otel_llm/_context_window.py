@@ -34,21 +34,21 @@ looked up (the default applies).
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import queue
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_llm import semconv as sc
+from otel_llm._ollama_http import request_json
 from otel_llm._types import LLMCall
-from otel_llm.adapters.ollama_models import ModelFacts, loaded_context, parse_show
+from otel_llm.adapters.ollama import PS_PATH
+from otel_llm.adapters.ollama_models import SHOW_PATH, ModelFacts, loaded_context, parse_show
 
 __all__ = [
     "DEFAULT_NUM_CTX",
@@ -81,15 +81,6 @@ class Window:
 class _Entry:
     facts: ModelFacts | None  # None: the lookup is still running
     expires: float
-
-
-def _http_client() -> Any:
-    for name in ("httpx", "httpx2"):
-        try:
-            return importlib.import_module(name).Client()
-        except ImportError:
-            continue
-    return None
 
 
 class ContextWindows:
@@ -154,51 +145,35 @@ class ContextWindows:
             self._worker.start()
 
     def _work(self) -> None:
-        client = _http_client()
-        try:
-            while True:
-                try:
-                    key = self._queue.get(timeout=5.0)
-                except queue.Empty:
-                    with self._lock:
-                        if self._queue.empty():
-                            self._worker = None
-                            return
-                    continue
-                facts = self._look_up(client, self._timeout, *key)
+        while True:
+            try:
+                key = self._queue.get(timeout=5.0)
+            except queue.Empty:
                 with self._lock:
-                    if key in self._entries:
-                        ttl = REFRESH_AFTER if facts is not None else RETRY_AFTER
-                        self._entries[key] = _Entry(facts or ModelFacts(), time.monotonic() + ttl)
-        finally:
-            if client is not None:
-                client.close()
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
+            facts = self._look_up(self._timeout, *key)
+            with self._lock:
+                if key in self._entries:
+                    ttl = REFRESH_AFTER if facts is not None else RETRY_AFTER
+                    self._entries[key] = _Entry(facts or ModelFacts(), time.monotonic() + ttl)
 
     @staticmethod
-    def _look_up(
-        client: Any, timeout: float, address: str, port: int | None, model: str
-    ) -> ModelFacts | None:
+    def _look_up(timeout: float, address: str, port: int | None, model: str) -> ModelFacts | None:
         """``/api/show`` (and ``/api/ps`` for the loaded window); None if either failed."""
-        if client is None:
-            return None
-        scheme = "https" if port == 443 else "http"
-        netloc = f"[{address}]" if ":" in address else address
-        base = f"{scheme}://{netloc}:{port}" if port else f"{scheme}://{netloc}"
         try:
             with suppress_instrumentation():
-                shown = client.post(
-                    f"{base}/api/show",
-                    content=json.dumps({"model": model}).encode(),
-                    headers={"content-type": "application/json"},
-                    timeout=timeout,
+                facts = parse_show(
+                    request_json(address, port, SHOW_PATH, {"model": model}, timeout=timeout)
                 )
-                shown.raise_for_status()
-                facts = parse_show(shown.json())
-                ps = client.get(f"{base}/api/ps", timeout=timeout)
-                ps.raise_for_status()
-            return facts.with_loaded(loaded_context(ps.json(), model))
+                ps = request_json(address, port, PS_PATH, timeout=timeout)
+            return facts.with_loaded(loaded_context(ps, model))
         except Exception as exc:  # down, slow, not Ollama, unknown model: the default applies
-            _logger.debug("otel_llm: context lookup of %s on %s failed: %r", model, base, exc)
+            _logger.debug(
+                "otel_llm: context lookup of %s on %s:%s failed: %r", model, address, port, exc
+            )
             return None
 
     def learned(self, address: str, port: int | None, model: str) -> ModelFacts | None:

@@ -3,13 +3,12 @@
 Off by default (``instrument(ollama_residency=True)``). Nothing polls in the
 background: the observable gauges' callbacks poll when a reader collects (an OTLP
 export, a Prometheus scrape), with a short timeout, and share one answer per
-collection. The poll uses a plain httpx client under ``suppress_instrumentation``:
-it is never an LLM call and never an HTTP span.
+collection. The poll uses ``_ollama_http`` (the stdlib client) under
+``suppress_instrumentation``: it is never an LLM call and never an HTTP span.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_llm import instruments
 from otel_llm import semconv as sc
 from otel_llm._config import OLLAMA_DEFAULT_PORT, Settings, parse_ollama_host
+from otel_llm._ollama_http import request_json
 from otel_llm.adapters.ollama import PS_PATH, Loaded, parse_ps
 
 __all__ = ["Loaded", "Residency", "parse_ps", "start"]
@@ -32,15 +32,6 @@ _logger = logging.getLogger("otel_llm")
 
 DEFAULT_TIMEOUT = 0.5
 """Seconds a poll may take: it runs inside a metric collection."""
-
-
-def _http_client() -> Any:
-    for name in ("httpx", "httpx2"):
-        try:
-            return importlib.import_module(name).Client()
-        except ImportError:
-            continue
-    raise ImportError("ollama_residency needs httpx (or httpx2)")
 
 
 class Residency:
@@ -60,12 +51,9 @@ class Residency:
         self._lock = threading.Lock()
         self._polled_at = float("-inf")
         self._answer: list[tuple[str, int, list[Loaded]]] = []
-        self._client: Any = None
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        """Nothing to release: each poll opens and closes its own connection."""
 
     def poll(self) -> list[tuple[str, int, list[Loaded]]]:
         """``(address, port, models)`` for every server that answered, cached for ``ttl``."""
@@ -83,16 +71,11 @@ class Residency:
             return answer
 
     def _fetch(self, address: str, port: int) -> list[Loaded] | None:
-        if self._client is None:
-            self._client = _http_client()
-        netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         try:
             with suppress_instrumentation():
-                response = self._client.get(f"http://{netloc}{PS_PATH}", timeout=self._timeout)
-            response.raise_for_status()
-            return parse_ps(response.json())
+                return parse_ps(request_json(address, port, PS_PATH, timeout=self._timeout))
         except Exception as exc:  # down, slow or not Ollama: no observations this time
-            _logger.debug("otel_llm: /api/ps on %s failed: %r", netloc, exc)
+            _logger.debug("otel_llm: /api/ps on %s:%s failed: %r", address, port, exc)
             return None
 
     def observe(self, what: str) -> Iterator[Observation]:

@@ -21,6 +21,7 @@ __all__ = [
     "DELETE_ROUTES",
     "ENDPOINTS",
     "ROUTES",
+    "SHOW_PATH",
     "ModelFacts",
     "ModelsAdapter",
     "Progress",
@@ -29,12 +30,15 @@ __all__ = [
     "parse_show",
 ]
 
+SHOW_PATH: Final = "/api/show"
+"""Also asked by ``_context_window`` for a model's context window."""
+
 ENDPOINTS: Final[Mapping[str, str]] = {
     "/api/pull": sc.PULL,
     "/api/push": sc.PUSH,
     "/api/create": sc.CREATE,
     "/api/copy": sc.COPY,
-    "/api/show": sc.SHOW,
+    SHOW_PATH: sc.SHOW,
 }
 _STREAMED: Final = frozenset({sc.PULL, sc.PUSH, sc.CREATE})
 _STATUS_MAX: Final = 128
