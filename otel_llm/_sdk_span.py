@@ -30,7 +30,6 @@ from otel_llm._types import LLMCall
 
 __all__ = ["note"]
 
-_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _LEGACY_TYPES: Final = frozenset({"chat", "completion", "embedding"})
 
 
@@ -43,8 +42,10 @@ def note(call: LLMCall) -> None:
     attrs = getattr(span, "attributes", None)
     if not attrs or not span.is_recording():
         return
-    if attrs.get(sc.OPERATION_NAME) in _OPERATIONS or attrs.get("llm.request.type") in (
-        _LEGACY_TYPES
+    operation = attrs.get(sc.OPERATION_NAME)
+    if (
+        operation in sc.INFERENCE_OPERATIONS
+        or attrs.get(sc.TRACELOOP_REQUEST_TYPE) in _LEGACY_TYPES
     ):
         call.sdk_span = True
         call.request_attributes[sc.NESTED_IN_SDK_SPAN] = True

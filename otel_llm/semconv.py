@@ -14,6 +14,8 @@ from typing import Final
 CHAT: Final = "chat"
 TEXT_COMPLETION: Final = "text_completion"
 EMBEDDINGS: Final = "embeddings"
+INFERENCE_OPERATIONS: Final = frozenset({CHAT, TEXT_COMPLETION, "generate_content", EMBEDDINGS})
+"""``gen_ai.operation.name`` values of an inference (or embeddings) span: an LLM call."""
 INVOKE_WORKFLOW: Final = "invoke_workflow"
 INVOKE_AGENT: Final = "invoke_agent"
 EXECUTE_TOOL: Final = "execute_tool"
@@ -91,6 +93,7 @@ HTTP_STATUS_CODE: Final = "http.response.status_code"
 
 # -- legacy names (``legacy_attributes=True`` emits these as well) --------------
 LEGACY_SYSTEM: Final = "gen_ai.system"
+TRACELOOP_REQUEST_TYPE: Final = "llm.request.type"  # older OpenLLMetry's operation (_sdk_span.py)
 LEGACY: Final[dict[str, str]] = {
     USAGE_INPUT_TOKENS: "gen_ai.usage.prompt_tokens",
     USAGE_OUTPUT_TOKENS: "gen_ai.usage.completion_tokens",

@@ -26,10 +26,8 @@ __all__ = [
     "seconds",
 ]
 
-INFERENCE_OPERATIONS: Final = frozenset(
-    {"chat", "text_completion", "generate_content", "embeddings"}
-)
-"""``gen_ai.operation.name`` values that make a span an LLM call."""
+INFERENCE_OPERATIONS: Final = sc.INFERENCE_OPERATIONS
+"""``gen_ai.operation.name`` values that make a span an LLM call (``semconv``)."""
 
 CONTENT_ATTRIBUTES: Final = frozenset(
     {
