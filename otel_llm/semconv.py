@@ -127,3 +127,10 @@ DELETE: Final = "delete"
 SHOW: Final = "show"
 MODEL_OPERATIONS: Final = frozenset({PULL, PUSH, CREATE, COPY, DELETE, SHOW})
 """Ollama's model-management operations: spans of their own, not GenAI inference spans."""
+
+# -- limits on what traffic may put into names, attributes and labels ---------------------
+MAX_TEXT_LENGTH: Final = 256
+"""Most characters of any string copied from a request or response into a span name,
+an attribute or a metric label (model names, ids, finish reasons, tool names, options,
+baggage tags). The adapters cut values where they read them, so every later step sees
+the capped value (the SDK's own attribute length limit is off by default)."""

@@ -106,11 +106,9 @@ def attributes_from_baggage(
         entries = baggage.get_all()
     if not entries:
         return {}
-    from otel_llm.adapters._common import MAX_TEXT_LENGTH  # the one cap (import cycle if global)
-
     # Baggage arrives from traffic too (the proxy continues the client's): capped like the rest.
     return {
-        key[:MAX_TEXT_LENGTH]: str(value)[:MAX_TEXT_LENGTH]
+        key[: sc.MAX_TEXT_LENGTH]: str(value)[: sc.MAX_TEXT_LENGTH]
         for key, value in entries.items()
         if key in allowed or key.startswith(TAG_PREFIX)
     }

@@ -10,6 +10,7 @@ from typing import Any, Final, NamedTuple
 from otel_llm._fields import top_level
 from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
+from otel_llm.semconv import MAX_TEXT_LENGTH
 
 __all__ = [
     "MAX_ERROR_LENGTH",
@@ -30,11 +31,6 @@ __all__ = [
     "tool_calls",
 ]
 
-MAX_TEXT_LENGTH: Final = 256
-"""Most characters of any string copied from a request or response into a span name,
-an attribute or a metric label (model names, ids, finish reasons, tool names, options).
-Longer values are cut to this length here, where they are read, so every later step
-sees the capped value (the SDK's own attribute length limit is off by default)."""
 MAX_ERROR_LENGTH: Final = 512
 """Most characters of an error message kept for the span's status description."""
 MAX_ITEMS: Final = 64
