@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
+from otel_llm import semconv as sc
 from otel_llm._fields import top_level
 from otel_llm._framing import BodyBuffer
 from otel_llm._types import LLMCall
@@ -28,6 +29,7 @@ __all__ = [
     "loads",
     "note_tool_call",
     "request_fields",
+    "stream_incomplete",
     "tool_calls",
 ]
 
@@ -281,3 +283,10 @@ class ErrorBody:
         if not isinstance(message, str):
             message = raw.decode("utf-8", "replace").strip()
         self.call.error_message = message[:MAX_ERROR_LENGTH] or None
+
+
+def stream_incomplete(call: LLMCall, message: str) -> None:
+    """A stream that ended without its final record is an error, unless one was seen."""
+    if call.error_type is None:
+        call.error_type = sc.ERROR_STREAM_INCOMPLETE
+        call.error_message = message

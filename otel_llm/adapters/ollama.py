@@ -31,6 +31,7 @@ from otel_llm.adapters._common import (
     capped_list,
     loads,
     note_tool_call,
+    stream_incomplete,
     tool_calls,
 )
 
@@ -223,10 +224,7 @@ class NdjsonStream:
             self.call.chunks += 1
             if self._read_line(rest):
                 return
-        call = self.call
-        if call.error_type is None:
-            call.error_type = sc.ERROR_STREAM_INCOMPLETE
-            call.error_message = "stream ended without a final (done) record"
+        stream_incomplete(self.call, "stream ended without a final (done) record")
 
 
 def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Final
 from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
 from otel_llm._types import LLMCall, Parser, Routes
-from otel_llm.adapters._common import ErrorBody, JsonBody, as_int, loads
+from otel_llm.adapters._common import ErrorBody, JsonBody, as_int, loads, stream_incomplete
 
 __all__ = [
     "DELETE_ROUTES",
@@ -127,10 +127,7 @@ class Progress:
         rest = self._framer.flush()
         if rest.strip() and self._read_line(rest):
             return
-        call = self.call
-        if call.error_type is None:
-            call.error_type = sc.ERROR_STREAM_INCOMPLETE
-            call.error_message = "progress ended without success"
+        stream_incomplete(self.call, "progress ended without success")
 
 
 def _status(call: LLMCall, record: Mapping[str, Any]) -> None:

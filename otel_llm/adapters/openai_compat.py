@@ -31,6 +31,7 @@ from otel_llm.adapters._common import (
     capped_list,
     loads,
     note_tool_call,
+    stream_incomplete,
     tool_calls,
 )
 
@@ -264,10 +265,7 @@ class SseStream:
             return
         if rest.startswith(b"data:") and self._read_event(rest[5:].strip()):
             return
-        call = self.call
-        if call.error_type is None:
-            call.error_type = sc.ERROR_STREAM_INCOMPLETE
-            call.error_message = "stream ended without data: [DONE]"
+        stream_incomplete(self.call, "stream ended without data: [DONE]")
 
 
 def _read_header(call: LLMCall, event: Mapping[str, Any]) -> None:
