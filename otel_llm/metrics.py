@@ -295,6 +295,15 @@ class Recorder:
     def _measure(self, call: LLMCall, batch: Batch) -> None:
         raise NotImplementedError
 
+    def _ollama_side(
+        self, server: instruments.ServerInstruments, call: LLMCall, labels: _Labels, batch: Batch
+    ) -> None:
+        """What Ollama's own counters tell (both sets): its clock, context, time outside it."""
+        if call.total_duration_ns is not None or call.load_duration_ns is not None:
+            self._server(server, call, labels, batch)
+        if call.total_duration_ns is not None or call.context_size:
+            self._ollama_insight(call, labels, batch)
+
     def _server(
         self, server: instruments.ServerInstruments, call: LLMCall, labels: _Labels, batch: Batch
     ) -> None:
@@ -367,10 +376,7 @@ class ClassicRecorder(Recorder):
             batch.add(ins.token_usage, call.input_tokens, labels.tokens_in)
         if call.output_tokens is not None:
             batch.add(ins.token_usage, call.output_tokens, labels.tokens_out)
-        if call.total_duration_ns is not None or call.load_duration_ns is not None:
-            self._server(ins.server, call, labels, batch)
-        if call.total_duration_ns is not None or call.context_size:
-            self._ollama_insight(call, labels, batch)
+        self._ollama_side(ins.server, call, labels, batch)
 
 
 class LatestRecorder(Recorder):
@@ -410,10 +416,7 @@ class LatestRecorder(Recorder):
                     batch.add(ins.operation_output, call.output_tokens, labels.usage)
             if call.cache_read_tokens is not None:
                 batch.add(ins.usage_cache_read, call.cache_read_tokens, labels.modality)
-        if call.total_duration_ns is not None or call.load_duration_ns is not None:
-            self._server(ins.server, call, labels, batch)
-        if call.total_duration_ns is not None or call.context_size:
-            self._ollama_insight(call, labels, batch)
+        self._ollama_side(ins.server, call, labels, batch)
 
 
 def recorder(
