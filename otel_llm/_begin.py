@@ -15,7 +15,7 @@ inside ``Session.send``) and must not open a second span.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from time import perf_counter_ns
+from time import perf_counter_ns, time_ns
 from typing import Any
 
 from opentelemetry import baggage, context, propagate, trace
@@ -84,6 +84,7 @@ def begin(
         server_address=host,
         server_port=port,
         start_ns=perf_counter_ns(),
+        start_wall_ns=time_ns(),  # the same instant: end = start_wall + (end_ns - start_ns)
     )
     if isinstance(body, str):
         body = body.encode()

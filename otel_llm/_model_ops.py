@@ -10,18 +10,17 @@ The span follows the same life as an inference span (``_patch`` → observer →
 
 from __future__ import annotations
 
-import time
-
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import semconv as sc
+from otel_llm._span_writer import SpanWriter
 from otel_llm._types import LLMCall
 
 __all__ = ["attributes", "start"]
 
 
-def start(call: LLMCall, tracer: Tracer) -> Span:
+def start(call: LLMCall, spans: SpanWriter) -> Span:
     """Open ``"{operation} {model}"`` with what the request said."""
     attrs: dict[str, AttributeValue] = {
         sc.OLLAMA_OPERATION_NAME: call.operation,
@@ -34,12 +33,8 @@ def start(call: LLMCall, tracer: Tracer) -> Span:
         attrs[sc.OLLAMA_OPERATION_MODEL] = model
     if call.op_destination:
         attrs[sc.OLLAMA_OPERATION_DESTINATION] = call.op_destination
-    call.start_wall_ns = time.time_ns()
-    return tracer.start_span(
-        f"{call.operation} {model}" if model else call.operation,
-        kind=SpanKind.CLIENT,
-        attributes=attrs,
-        start_time=call.start_wall_ns,
+    return spans.start(
+        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns
     )
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _content, _model_ops
 from otel_llm import semconv as sc
+from otel_llm._span_writer import SpanWriter
 from otel_llm._types import LLMCall
 from otel_llm._units import seconds
 from otel_llm.tags import attributes_from_baggage
@@ -19,10 +19,10 @@ from otel_llm.tags import attributes_from_baggage
 __all__ = ["end", "start"]
 
 
-def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = None) -> Span:
+def start(call: LLMCall, spans: SpanWriter, entries: Mapping[str, object] | None = None) -> Span:
     """Open the CLIENT span ``"{operation} {model}"`` with the request attributes."""
     if call.operation in sc.MODEL_OPERATIONS:  # pull, show...: not GenAI inference
-        return _model_ops.start(call, tracer)
+        return _model_ops.start(call, spans)
     attrs: dict[str, AttributeValue] = {
         sc.OPERATION_NAME: call.operation,
         sc.PROVIDER_NAME: call.provider,
@@ -45,12 +45,8 @@ def start(call: LLMCall, tracer: Tracer, entries: Mapping[str, object] | None = 
             call.metric_tags = {k: tagged[k] for k in settings.metric_tags if k in tagged}
     if settings.legacy_attributes:
         attrs[sc.LEGACY_SYSTEM] = call.provider
-    call.start_wall_ns = time.time_ns()
-    span = tracer.start_span(
-        f"{call.operation} {model}" if model else call.operation,
-        kind=SpanKind.CLIENT,
-        attributes=attrs,
-        start_time=call.start_wall_ns,
+    span = spans.start(
+        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns
     )
     if settings.capture_content and span.is_recording():
         # After the sampler: a dropped span never pays for encoding the prompt.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Tracer
 
 from otel_llm._config import Settings
+from otel_llm._span_writer import SpanWriter
 from otel_llm._types import LLMCall
 
 __all__ = ["State", "current"]
@@ -19,6 +20,8 @@ class State:
 
     tracer: Tracer
     settings: Settings
+    spans: SpanWriter
+    """Opens our spans on ``tracer`` (``_span_writer``: decided here, once)."""
     sinks: tuple[Callable[[LLMCall], None], ...] = ()
     """Called with each finished call after its span ends (metrics, log event)."""
 

@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.dependencies import (
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_llm import _config, _frontends, _metrics_setup, _patch, _setup, _state, prometheus
+from otel_llm._span_writer import SpanWriter
 from otel_llm._types import LLMCall
 from otel_llm.package import _instruments, _instruments_any
 from otel_llm.version import __version__
@@ -57,7 +58,9 @@ class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         sinks: list[Callable[[LLMCall], None]] = list(self._metrics.sinks)
         if options.sinks:
             sinks.extend(options.sinks)
-        _state.current = _state.State(tracer=tracer, settings=settings, sinks=tuple(sinks))
+        _state.current = _state.State(
+            tracer=tracer, settings=settings, spans=SpanWriter(tracer), sinks=tuple(sinks)
+        )
         for name in _HTTPX_MODULES:
             try:
                 module = importlib.import_module(name)

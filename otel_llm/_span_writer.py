@@ -1,0 +1,266 @@
+"""[3b] How our spans reach the SDK: one finished ``ReadableSpan`` each, where nothing can tell.
+
+The SDK's ``Tracer.start_span`` builds a ``Span`` that validates and copies every
+attribute into ``BoundedAttributes``, takes a lock for each ``set_attributes``, and at
+``end`` copies it all again into the ``ReadableSpan`` that span processors receive:
+about half of what otel_llm added to a call (``bench/RESULTS.md``). Our attributes are
+already clean (typed, capped at ``semconv.MAX_TEXT_LENGTH``) and our spans carry no
+events or links, so ``SpanWriter`` does what ``start_span`` does with less: at the start,
+the sampler's decision and the ids (``traceparent``, exemplars and child spans see the
+real span context); until the end, the attributes in a plain dict; at the end, one
+``ReadableSpan`` handed to the processors' ``on_end``, as logfire hands over its pending
+spans. Processors see the same span, just never a mutable one in ``on_start``.
+
+So the lean path is taken only where that cannot be noticed, decided once per tracer
+and re-checked when the provider's processors change (the SDK swaps its tuple): an SDK
+``Tracer`` with default attribute limits and no SDK self-metrics, whose processors do
+nothing in ``on_start``/``_on_ending`` (the SDK's simple and batch processors and their
+subclasses). Anything else (another SDK, logfire's or a user's own processor, a sampler
+that adds attributes is fine) goes through ``tracer.start_span``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import time_ns
+from typing import Any, Final
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.sdk import trace as sdk
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+from otel_llm._guard import report
+
+__all__ = ["PendingSpan", "SpanWriter"]
+
+_RANDOM_FLAG: Final[int | None] = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
+_UNSET: Final = Status(StatusCode.UNSET)
+
+
+def _quiet_hooks() -> tuple[frozenset[Any], frozenset[Any]]:
+    """The ``on_start``/``_on_ending`` functions known to do nothing."""
+    classes = (SpanProcessor, SimpleSpanProcessor, BatchSpanProcessor)
+    starts = frozenset(c.on_start for c in classes)
+    endings = frozenset(getattr(c, "_on_ending", None) for c in classes)
+    return starts, endings
+
+
+class SpanWriter:
+    """Opens our CLIENT spans on ``tracer``: lean where it fits (module docstring)."""
+
+    __slots__ = (
+        "_checked",
+        "_enabled",
+        "_ids",
+        "_lean",
+        "_processors",
+        "_quiet",
+        "_random",
+        "_resource",
+        "_sampler",
+        "_scope",
+        "_tracer",
+    )
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._processors: Any = None
+        self._checked: object = None
+        self._lean = False
+        try:
+            self._fit(tracer)
+        except Exception as error:  # another SDK's shape: the standard path, always
+            self._processors = None
+            report("otel_llm._span_writer.fit", error)
+
+    def _fit(self, tracer: trace.Tracer) -> None:
+        if type(tracer) is not sdk.Tracer:
+            return
+        limits = tracer._span_limits
+        if limits.max_span_attribute_length is not None or (
+            limits.max_span_attributes is not None and limits.max_span_attributes < 128
+        ):
+            return
+        metrics = getattr(tracer, "_tracer_metrics", None)
+        if metrics is not None and type(metrics).__name__ != "NoOpTracerMetrics":
+            return
+        processors = tracer.span_processor
+        if type(processors) is not sdk.SynchronousMultiSpanProcessor:
+            return
+        self._quiet = _quiet_hooks()
+        self._sampler = tracer.sampler
+        self._ids = tracer.id_generator
+        self._random = getattr(self._ids, "is_trace_id_random", None)
+        self._enabled = getattr(tracer, "_is_enabled", None)
+        self._resource = tracer.resource
+        self._scope = tracer._instrumentation_scope
+        self._processors = processors
+
+    @property
+    def lean(self) -> bool:
+        """True while spans take the lean path (the processors are all quiet)."""
+        processors = self._processors
+        if processors is None:
+            return False
+        current = processors._span_processors
+        if current is not self._checked:  # a processor was added: look again
+            starts, endings = self._quiet
+            self._lean = all(
+                type(p).on_start in starts and getattr(type(p), "_on_ending", None) in endings
+                for p in current
+            )
+            self._checked = current
+        return self._lean
+
+    def start(self, name: str, attributes: dict[str, Any], start_ns: int) -> trace.Span:
+        """Open a CLIENT span under the current context (what ``start_span`` would open)."""
+        if not self.lean:
+            return self._tracer.start_span(
+                name, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+            )
+        ctx = context_api.get_current()
+        parent: SpanContext | None = trace.get_current_span(ctx).get_span_context()
+        if self._enabled is not None and not self._enabled():
+            return trace.NonRecordingSpan(parent)  # type: ignore[arg-type]
+        if parent is not None and parent.is_valid:
+            trace_id = parent.trace_id
+            random = _RANDOM_FLAG is not None and bool(parent.trace_flags & _RANDOM_FLAG)
+        else:
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+            random = self._random is not None and self._random()
+        result = self._sampler.should_sample(ctx, trace_id, name, SpanKind.CLIENT, attributes, ())
+        decision = result.decision
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if random:
+            flags |= _RANDOM_FLAG  # type: ignore[operator]
+        span_context = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(flags),
+            trace_state=result.trace_state,
+        )
+        if decision is Decision.DROP:
+            return trace.NonRecordingSpan(span_context)
+        return PendingSpan(span_context, name, parent, dict(result.attributes), start_ns, self)
+
+    def write(self, span: PendingSpan, end_ns: int) -> None:
+        """Hand ``span``, finished, to the processors."""
+        attributes = {k: tuple(v) if type(v) is list else v for k, v in span.attributes.items()}
+        self._processors.on_end(
+            ReadableSpan(
+                name=span.name,
+                context=span.get_span_context(),
+                parent=span.parent,
+                resource=self._resource,
+                attributes=attributes,
+                events=tuple(span.events),
+                kind=SpanKind.CLIENT,
+                status=span.status,
+                start_time=span.start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+        )
+
+
+class PendingSpan(trace.Span):
+    """A recording span whose attributes wait in a dict until it is written whole at its end."""
+
+    __slots__ = (
+        "_context",
+        "_writer",
+        "attributes",
+        "events",
+        "name",
+        "parent",
+        "start_ns",
+        "status",
+    )
+
+    def __init__(
+        self,
+        context: SpanContext,
+        name: str,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        start_ns: int,
+        writer: SpanWriter | None,
+    ) -> None:
+        self._context = context
+        self.name = name
+        self.parent = parent
+        self.attributes = attributes
+        self.start_ns = start_ns
+        self.status = _UNSET
+        self.events: list[Any] = []
+        self._writer = writer  # None once written
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._writer is not None
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        if self._writer is not None:
+            self.attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._writer is not None:
+            self.attributes[key] = value
+
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if self._writer is not None:
+            self.events.append(Event(name, attributes, timestamp))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        pass  # links are set at start only; ours have none
+
+    def update_name(self, name: str) -> None:
+        if self._writer is not None:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._writer is None:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is StatusCode.UNSET or self.status.status_code is StatusCode.OK:
+            return  # as the SDK: UNSET never overrides, OK is final
+        self.status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        event: dict[str, types.AttributeValue] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return  # ended already
+        if end_time is None:
+            end_time = time_ns()
+        writer.write(self, end_time)
+
+    def __repr__(self) -> str:
+        return f"PendingSpan({self.name!r}, {self._context!r})"
