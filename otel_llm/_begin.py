@@ -95,7 +95,7 @@ def begin(
         adapter.read_request(call, parsed)
     _sdk_span.note(call)
     entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
-    call.span = _span.start(call, state.tracer, entries)
+    call.span = _span.start(call, state.spans, entries)
     if settings.propagate and headers is not None:
         inject(headers, call, bool(entries))
     return call
@@ -139,9 +139,15 @@ def headers_arrived(call: LLMCall, status: int) -> None:
 
 
 def read_whole(call: LLMCall, parser: Parser, content: bytes) -> None:
-    """A body some layer already read whole (a transport, a response hook): parse, end."""
+    """A body read whole (``stream=False``, a transport, a response hook): parse, end.
+
+    Ended by ``final`` when the body held the final record, as a streamed read says.
+    """
+    ended_by = "exhausted"
     if content:
         call.first_chunk_ns = call.headers_ns
-        if not parser.feed(content):
+        if parser.feed(content):
+            ended_by = "final"
+        else:
             parser.close()
-    finish(call, "exhausted")
+    finish(call, ended_by)

@@ -5,8 +5,9 @@ logical call (auth, redirects and transport retries happen inside it), for
 every transport (default, ``MockTransport``, ASGI/WSGI) and for clients built
 before ``instrument()``, since it is looked up on the class. Requests that are
 not LLM calls pay one dict lookup. The wrapper always asks the original for a
-streamed response, wraps ``response.stream``, then reads the body itself when
-the caller asked for ``stream=False``, exactly as httpx does.
+streamed response. When the caller streams, an observer goes on ``response.stream``;
+when it asked for ``stream=False``, the wrapper reads the body itself, exactly as
+httpx does, and hands the parser the decoded body whole.
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def _watch(response: Any, call: LLMCall, observer: type) -> bool:
     return True
 
 
+@guarded(False)
+def _read(response: Any, call: LLMCall) -> bool:
+    """An unstreamed response, read: its body (decoded by httpx) to the parser in one piece.
+
+    No observer is needed when the app asked for the whole body: the bytes are all in
+    ``response.content`` already, decompressed, and the call ends here.
+    """
+    parser = call.adapter.parser(call, response.headers.get("content-type", ""))
+    read_whole(call, parser, response.content)
+    return True
+
+
 def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
     @functools.wraps(original)
     def send(self: Any, request: Any, *args: Any, stream: bool = False, **kwargs: Any) -> Any:
@@ -100,14 +113,19 @@ def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., An
             raise
         finally:
             context.detach(token)
-        if not _watch(response, call, observer):
-            finish(call, "unobserved")  # our wrapping failed: end the span, leave the call be
-        if not stream:
-            try:
-                response.read()
-            except BaseException:
-                response.close()
-                raise
+        if stream:
+            if not _watch(response, call, observer):
+                finish(call, "unobserved")  # our wrapping failed: end the span, leave the call be
+            return response
+        headers_arrived(call, response.status_code)
+        try:  # what httpx does for stream=False; then the decoded body is parsed once, whole
+            response.read()
+        except BaseException as exc:
+            response.close()
+            finish(call, "error", exc)
+            raise
+        if not _read(response, call):
+            finish(call, "unobserved")
         return response
 
     setattr(send, _ORIGINAL, original)
@@ -129,14 +147,19 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
             raise
         finally:
             context.detach(token)
-        if not _watch(response, call, observer):
+        if stream:
+            if not _watch(response, call, observer):
+                finish(call, "unobserved")
+            return response
+        headers_arrived(call, response.status_code)
+        try:
+            await response.aread()
+        except BaseException as exc:
+            await response.aclose()
+            finish(call, "error", exc)
+            raise
+        if not _read(response, call):
             finish(call, "unobserved")
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
         return response
 
     setattr(send, _ORIGINAL, original)
