@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection
 from typing import Any, Final
 
-__all__ = ["SMALL", "top_level"]
+__all__ = ["SMALL", "json_value", "top_level"]
 
 SMALL: Final = 4096
 """Bodies up to this size are decoded whole (as fast as scanning them)."""
@@ -32,6 +32,19 @@ class _Malformed(Exception):
     pass
 
 
+_decode = json.JSONDecoder().decode
+
+
+def json_value(data: bytes) -> Any:
+    """``json.loads(data)``, UTF-8 (what every server sends) straight to the decoder;
+    ``json.loads`` and its encoding detection (UTF-16/32, a BOM) only when that fails.
+    Raises ``ValueError`` for what is not JSON."""
+    try:
+        return _decode(str(data, "utf-8"))
+    except ValueError:
+        return json.loads(data)
+
+
 class _TooMany(Exception):
     """A value of many small parts: ``json.loads`` crosses those faster than we step."""
 
@@ -45,7 +58,7 @@ def top_level(body: bytes, skip: Collection[bytes]) -> dict[str, Any] | None:
     """
     if len(body) <= SMALL:
         try:
-            whole = json.loads(body)
+            whole = json_value(body)
         except ValueError:
             return None
         return whole if isinstance(whole, dict) else None
@@ -56,7 +69,7 @@ def top_level(body: bytes, skip: Collection[bytes]) -> dict[str, Any] | None:
     except (_Malformed, ValueError, IndexError):
         return None
     try:
-        whole = json.loads(body)
+        whole = json_value(body)
     except ValueError:
         return None
     return whole if isinstance(whole, dict) else None
@@ -80,7 +93,7 @@ def _members(body: bytes, skip: Collection[bytes]) -> dict[str, Any]:
         end = walk.skip_value(pos)
         name = key.group(1)
         if name not in skip:
-            out[json.loads(b'"' + name + b'"')] = json.loads(body[pos:end])
+            out[json_value(b'"' + name + b'"')] = json_value(body[pos:end])
         after = _NEXT.match(body, end)
         if after is None:
             raise _Malformed

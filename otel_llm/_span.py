@@ -11,7 +11,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm import _content, _model_ops
 from otel_llm import semconv as sc
-from otel_llm._span_writer import SpanWriter
+from otel_llm._span_writer import PendingSpan, SpanWriter
 from otel_llm._types import LLMCall
 from otel_llm._units import seconds
 from otel_llm.tags import attributes_from_baggage
@@ -74,7 +74,10 @@ def end(call: LLMCall) -> None:
         else:
             attrs = response_attributes(call)
         if attrs:
-            span.set_attributes(attrs)
+            if type(span) is PendingSpan:
+                span.attributes.update(attrs)  # built clean here: tuples, capped strings
+            else:
+                span.set_attributes(attrs)
         if call.error_type is not None:
             span.set_status(Status(StatusCode.ERROR, call.error_message or call.error_type))
     span.end(end_time=call.start_wall_ns + (call.end_ns - call.start_ns))
@@ -94,9 +97,9 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
     if call.response_id:
         attrs[sc.RESPONSE_ID] = call.response_id
     if call.finish_reasons:
-        attrs[sc.RESPONSE_FINISH_REASONS] = call.finish_reasons
+        attrs[sc.RESPONSE_FINISH_REASONS] = tuple(call.finish_reasons)
     elif call.error_type is not None and call.stream:
-        attrs[sc.RESPONSE_FINISH_REASONS] = ["error"]
+        attrs[sc.RESPONSE_FINISH_REASONS] = ("error",)
     if call.input_tokens is not None:
         attrs[sc.USAGE_INPUT_TOKENS] = call.input_tokens
     if call.output_tokens is not None:
@@ -122,9 +125,9 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
     _ollama_timings(call, attrs)
     _ollama_insight(call, attrs)
     if call.tool_call_names:
-        attrs[sc.TOOL_CALL_NAMES] = call.tool_call_names
+        attrs[sc.TOOL_CALL_NAMES] = tuple(call.tool_call_names)
     if call.tool_call_ids:
-        attrs[sc.TOOL_CALL_IDS] = call.tool_call_ids
+        attrs[sc.TOOL_CALL_IDS] = tuple(call.tool_call_ids)
     if call.thinking:
         attrs[sc.THINKING] = True
     if call.error_type is not None:

@@ -152,14 +152,13 @@ class SpanWriter:
 
     def write(self, span: PendingSpan, end_ns: int) -> None:
         """Hand ``span``, finished, to the processors."""
-        attributes = {k: tuple(v) if type(v) is list else v for k, v in span.attributes.items()}
         self._processors.on_end(
             ReadableSpan(
                 name=span.name,
                 context=span.get_span_context(),
                 parent=span.parent,
                 resource=self._resource,
-                attributes=attributes,
+                attributes=span.attributes,
                 events=tuple(span.events),
                 kind=SpanKind.CLIENT,
                 status=span.status,
@@ -171,7 +170,11 @@ class SpanWriter:
 
 
 class PendingSpan(trace.Span):
-    """A recording span whose attributes wait in a dict until it is written whole at its end."""
+    """A recording span whose attributes wait in a dict until it is written whole at its end.
+
+    ``attributes`` holds values as the SDK would store them (sequences as tuples, strings
+    capped by their producer); nothing is validated again on the way out.
+    """
 
     __slots__ = (
         "_context",
@@ -209,12 +212,14 @@ class PendingSpan(trace.Span):
         return self._writer is not None
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
-        if self._writer is not None:
-            self.attributes.update(attributes)
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        if self._writer is not None:
-            self.attributes[key] = value
+        """As the SDK stores it: a sequence as a tuple, None dropped. (``_span`` adds its
+        own attributes, already clean, to ``attributes`` directly.)"""
+        if self._writer is not None and value is not None:
+            self.attributes[key] = tuple(value) if isinstance(value, list) else value
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None

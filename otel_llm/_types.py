@@ -8,7 +8,7 @@ format or an OpenTelemetry API beyond holding the span.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from opentelemetry.util.types import AttributeValue
@@ -21,21 +21,44 @@ if TYPE_CHECKING:
 __all__ = ["Adapter", "Endpoint", "LLMCall", "Parser", "Routes"]
 
 
-@dataclass(slots=True, eq=False)
 class LLMCall:
-    """Everything known about one logical LLM call, request to last byte."""
+    """Everything known about one logical LLM call, request to last byte.
 
-    operation: str
-    provider: str
-    adapter: Adapter
-    settings: Settings
-    server_address: str
-    server_port: int | None
-    start_ns: int
-    start_wall_ns: int = 0
+    A plain class, not a dataclass: of its ~60 fields a call sets a dozen, and the rest
+    are read from the class defaults below, so making one costs 9 assignments, not 60.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        provider: str,
+        adapter: Adapter,
+        settings: Settings,
+        server_address: str,
+        server_port: int | None,
+        start_ns: int,
+        start_wall_ns: int = 0,
+        **fields: Any,
+    ) -> None:
+        self.operation = operation
+        self.provider = provider
+        self.adapter = adapter
+        self.settings = settings
+        self.server_address = server_address
+        self.server_port = server_port
+        self.start_ns = start_ns
+        self.start_wall_ns = start_wall_ns
+        self.request_attributes: dict[str, AttributeValue] = {}
+        for name, value in fields.items():
+            if not hasattr(LLMCall, name) or callable(getattr(LLMCall, name)):
+                raise TypeError(f"LLMCall has no field {name!r}")
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"LLMCall({self.operation!r}, {self.request_model!r}, {vars(self)!r})"
+
     request_model: str | None = None
     stream: bool = False
-    request_attributes: dict[str, AttributeValue] = field(default_factory=dict)
     span: Span | None = None
 
     # opt-in content (structured per the GenAI message shape; JSON-encoded at the end)

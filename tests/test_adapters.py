@@ -92,7 +92,7 @@ class TestOpenAIRequest:
         )
         assert {
             sc.REQUEST_MAX_TOKENS: 5,
-            sc.REQUEST_STOP_SEQUENCES: ["END"],
+            sc.REQUEST_STOP_SEQUENCES: ("END",),
             sc.REQUEST_CHOICE_COUNT: 2,
             sc.OUTPUT_TYPE: "json",
             sc.REQUEST_REASONING_LEVEL: "low",
@@ -180,7 +180,7 @@ class TestSseParser:
             b"data: [DONE]\n\n",
         ]
         attrs = parse(openai_compat.adapter, events, "text/event-stream", capture_content=True)
-        assert ["get_weather"] == attrs[sc.TOOL_CALL_NAMES]
+        assert ("get_weather",) == attrs[sc.TOOL_CALL_NAMES]
         assert ("tool_calls",) == tuple(attrs[sc.RESPONSE_FINISH_REASONS])
         assert '"arguments":{"city":"Tokyo"}' in str(attrs[sc.OUTPUT_MESSAGES])
 
@@ -193,7 +193,7 @@ class TestSteadyState:
         text = NDJSON_CHAT[1]
         chunks = [text, text, NDJSON_CHAT[2] + text, text, NDJSON_CHAT[3]]
         attrs = parse(ollama.adapter, chunks, "application/x-ndjson")
-        assert (["get_weather"], 6) == (attrs[sc.TOOL_CALL_NAMES], attrs[sc.STREAM_CHUNKS])
+        assert (("get_weather",), 6) == (attrs[sc.TOOL_CALL_NAMES], attrs[sc.STREAM_CHUNKS])
 
     def test_sse_tool_call_beside_ordinary_deltas(self) -> None:
         """A /v1 tool-call delta sharing a chunk with an ordinary delta is not missed."""
@@ -206,7 +206,7 @@ class TestSteadyState:
         text = SSE_CHAT[1]
         chunks = [SSE_CHAT[0], text, text, tool + text, text, *SSE_CHAT[2:]]
         attrs = parse(openai_compat.adapter, chunks, "text/event-stream")
-        assert (["lookup"], ["call_1"], 8) == (
+        assert (("lookup",), ("call_1",), 8) == (
             attrs[sc.TOOL_CALL_NAMES],
             attrs[sc.TOOL_CALL_IDS],
             attrs[sc.STREAM_CHUNKS],

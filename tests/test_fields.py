@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otel_llm import _fields
 from otel_llm._fields import SMALL, top_level
 from otel_llm.adapters._common import REQUEST_BULK
 from tests.conftest import Spans
@@ -67,9 +68,10 @@ class TestTopLevel:
 
 
 def test_a_megabyte_prompt_is_never_decoded(spans: Spans, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reading the request decodes only small slices, however long the prompt."""
+    """Reading the request decodes only small slices, however long the prompt (every
+    decode of a request or response goes through ``_fields.json_value``)."""
     decoded: list[int] = []
-    real = json.loads
+    real = _fields.json_value
 
     def spy(data: Any, *args: Any, **kwargs: Any) -> Any:
         decoded.append(len(data))
@@ -91,7 +93,7 @@ def test_a_megabyte_prompt_is_never_decoded(spans: Spans, monkeypatch: pytest.Mo
     body = json.dumps(payload).encode()
     assert len(body) > 1_000_000
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(json, "loads", spy)
+    monkeypatch.setattr(_fields, "json_value", spy)
     client.post("http://127.0.0.1:11434/api/chat", content=body)
     monkeypatch.undo()
     attrs = spans.one().attributes

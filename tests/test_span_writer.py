@@ -129,7 +129,10 @@ def test_lean_path_gives_processors_what_the_sdk_path_gives(mock: MockOllama) ->
         ctx = span.context
         assert ctx is not None and span.kind is SpanKind.CLIENT
         assert ctx.trace_flags.sampled
-        assert sent["traceparent"] == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        assert (
+            sent["traceparent"]
+            == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        )
         assert span.start_time is not None and span.end_time is not None
         assert span.start_time < span.end_time
         assert isinstance(span.attributes, type(sdk_spans[0].attributes))  # read-only view
@@ -214,9 +217,11 @@ def test_child_of_the_current_span(mock: MockOllama) -> None:
     tracer = provider.get_tracer("app")
     otel_llm.instrument(tracer_provider=provider, metrics=False)
     try:
-        with tracer.start_as_current_span("handler") as parent:
-            with httpx.Client(base_url=mock.url) as client:
-                client.post("/api/chat", json={**BODY, "stream": False})
+        with (
+            tracer.start_as_current_span("handler") as parent,
+            httpx.Client(base_url=mock.url) as client,
+        ):
+            client.post("/api/chat", json={**BODY, "stream": False})
     finally:
         otel_llm.uninstrument()
     ours, handler = exporter.get_finished_spans()

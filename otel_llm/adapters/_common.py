@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
+from otel_llm import _fields
 from otel_llm import semconv as sc
 from otel_llm._fields import top_level
 from otel_llm._framing import BodyBuffer
@@ -44,12 +44,13 @@ def capped(value: Any) -> str | None:
     return value[:MAX_TEXT_LENGTH] if isinstance(value, str) else None
 
 
-def capped_list(value: Any) -> list[str] | None:
-    """A string or a list of strings as a list of capped strings; None for anything else."""
+def capped_list(value: Any) -> tuple[str, ...] | None:
+    """A string or a list of strings as a tuple of capped strings (a span attribute as the
+    SDK would store it); None for anything else."""
     if isinstance(value, str):
-        return [value[:MAX_TEXT_LENGTH]]
+        return (value[:MAX_TEXT_LENGTH],)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return [v[:MAX_TEXT_LENGTH] for v in value[:MAX_ITEMS]]
+        return tuple(v[:MAX_TEXT_LENGTH] for v in value[:MAX_ITEMS])
     return None
 
 
@@ -72,14 +73,16 @@ def request_fields(body: bytes, capture: bool) -> dict[str, Any] | None:
 
 
 def loads(data: bytes) -> Any:
-    """``json.loads`` that answers None for anything that is not JSON."""
+    """JSON (``_fields.json_value``), or None for anything that is not JSON."""
     try:
-        return json.loads(data)
+        return _fields.json_value(data)
     except ValueError:
         return None
 
 
 def as_int(value: Any) -> int | None:
+    if type(value) is int or value is None:  # the common cases first
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -105,7 +105,7 @@ class OpenAICompatAdapter:
             attrs[sc.REQUEST_REASONING_LEVEL] = effort
         encoding = capped(body.get("encoding_format"))
         if call.operation == sc.EMBEDDINGS and encoding is not None:
-            attrs[sc.REQUEST_ENCODING_FORMATS] = [encoding]
+            attrs[sc.REQUEST_ENCODING_FORMATS] = (encoding,)
         if call.stream:
             options = body.get("stream_options")
             include = isinstance(options, Mapping) and options.get("include_usage") is True
