@@ -93,9 +93,10 @@ def begin(
     )
     if isinstance(parsed, Mapping):
         adapter.read_request(call, parsed)
-    _sdk_span.note(call)
-    entries = baggage.get_all()  # read once: tags for the span, and whether to inject it
-    call.span = _span.start(call, state.spans, entries)
+    ctx = context.get_current()  # read once: the parent, SDK span, baggage all come from it
+    _sdk_span.note(call, ctx)
+    entries = baggage.get_all(ctx)  # tags for the span, and whether to inject it
+    call.span = _span.start(call, state.spans, entries, ctx)
     if settings.propagate and headers is not None:
         inject(headers, call, bool(entries))
     return call

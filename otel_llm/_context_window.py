@@ -118,6 +118,13 @@ class ContextWindows:
 
     def _facts(self, key: tuple[str, int | None, str]) -> ModelFacts | None:
         now = time.monotonic()
+        entry = self._entries.get(key)  # the common case, a fresh answer, takes no lock:
+        if entry is not None and entry.expires > now:  # each step is one atomic C call
+            try:  # noqa: SIM105 (contextlib.suppress costs an object per call here)
+                self._entries.move_to_end(key)
+            except KeyError:  # evicted meanwhile by another thread
+                pass
+            return entry.facts
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:

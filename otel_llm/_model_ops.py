@@ -10,6 +10,7 @@ The span follows the same life as an inference span (``_patch`` → observer →
 
 from __future__ import annotations
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
@@ -20,7 +21,7 @@ from otel_llm._types import LLMCall
 __all__ = ["attributes", "start"]
 
 
-def start(call: LLMCall, spans: SpanWriter) -> Span:
+def start(call: LLMCall, spans: SpanWriter, ctx: Context | None = None) -> Span:
     """Open ``"{operation} {model}"`` with what the request said."""
     attrs: dict[str, AttributeValue] = {
         sc.OLLAMA_OPERATION_NAME: call.operation,
@@ -34,7 +35,7 @@ def start(call: LLMCall, spans: SpanWriter) -> Span:
     if call.op_destination:
         attrs[sc.OLLAMA_OPERATION_DESTINATION] = call.op_destination
     return spans.start(
-        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns
+        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns, ctx
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Final
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from otel_llm import semconv as sc
 from otel_llm._types import LLMCall
@@ -33,12 +34,12 @@ __all__ = ["note"]
 _LEGACY_TYPES: Final = frozenset({"chat", "completion", "embedding"})
 
 
-def note(call: LLMCall) -> None:
+def note(call: LLMCall, ctx: Context | None = None) -> None:
     """Called by every front-end before it opens the span: marks ``call`` if an SDK span is
-    current and the policy is ``nest``."""
+    current (in ``ctx``, the current context) and the policy is ``nest``."""
     if not call.settings.nest_in_sdk_spans:
         return
-    span = trace.get_current_span()
+    span = trace.get_current_span(ctx)
     attrs = getattr(span, "attributes", None)
     if not attrs or not span.is_recording():
         return

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -19,10 +20,16 @@ from otel_llm.tags import attributes_from_baggage
 __all__ = ["end", "start"]
 
 
-def start(call: LLMCall, spans: SpanWriter, entries: Mapping[str, object] | None = None) -> Span:
-    """Open the CLIENT span ``"{operation} {model}"`` with the request attributes."""
+def start(
+    call: LLMCall,
+    spans: SpanWriter,
+    entries: Mapping[str, object] | None = None,
+    ctx: Context | None = None,
+) -> Span:
+    """Open the CLIENT span ``"{operation} {model}"`` with the request attributes, under
+    ``ctx`` (the current context when None)."""
     if call.operation in sc.MODEL_OPERATIONS:  # pull, show...: not GenAI inference
-        return _model_ops.start(call, spans)
+        return _model_ops.start(call, spans, ctx)
     attrs: dict[str, AttributeValue] = {
         sc.OPERATION_NAME: call.operation,
         sc.PROVIDER_NAME: call.provider,
@@ -46,7 +53,7 @@ def start(call: LLMCall, spans: SpanWriter, entries: Mapping[str, object] | None
     if settings.legacy_attributes:
         attrs[sc.LEGACY_SYSTEM] = call.provider
     span = spans.start(
-        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns
+        f"{call.operation} {model}" if model else call.operation, attrs, call.start_wall_ns, ctx
     )
     if settings.capture_content and span.is_recording():
         # After the sampler: a dropped span never pays for encoding the prompt.
@@ -140,22 +147,26 @@ def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
 
 
 def _ollama_timings(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:
-    if call.total_duration_ns is not None:
-        attrs[sc.OLLAMA_TOTAL_DURATION] = seconds(call.total_duration_ns)
+    total = call.total_duration_ns
+    if total is not None:
+        attrs[sc.OLLAMA_TOTAL_DURATION] = seconds(total)
     load = call.load_duration_ns
     if load is not None:
-        attrs[sc.OLLAMA_LOAD_DURATION] = seconds(load)
-        attrs[sc.OLLAMA_COLD_LOAD] = seconds(load) >= call.settings.cold_load_seconds
+        load_s = seconds(load)
+        attrs[sc.OLLAMA_LOAD_DURATION] = load_s
+        attrs[sc.OLLAMA_COLD_LOAD] = load_s >= call.settings.cold_load_seconds
     prefill = call.prompt_eval_duration_ns
     if prefill is not None:
-        attrs[sc.OLLAMA_PROMPT_EVAL_DURATION] = seconds(prefill)
+        prefill_s = seconds(prefill)
+        attrs[sc.OLLAMA_PROMPT_EVAL_DURATION] = prefill_s
         if prefill > 0 and call.input_tokens:
-            attrs[sc.OLLAMA_PREFILL_TOKENS_PER_SECOND] = call.input_tokens / seconds(prefill)
+            attrs[sc.OLLAMA_PREFILL_TOKENS_PER_SECOND] = call.input_tokens / prefill_s
     decode = call.eval_duration_ns
     if decode is not None:
-        attrs[sc.OLLAMA_EVAL_DURATION] = seconds(decode)
+        decode_s = seconds(decode)
+        attrs[sc.OLLAMA_EVAL_DURATION] = decode_s
         if decode > 0 and call.output_tokens:
-            attrs[sc.OLLAMA_DECODE_TOKENS_PER_SECOND] = call.output_tokens / seconds(decode)
+            attrs[sc.OLLAMA_DECODE_TOKENS_PER_SECOND] = call.output_tokens / decode_s
 
 
 def _ollama_insight(call: LLMCall, attrs: dict[str, AttributeValue]) -> None:

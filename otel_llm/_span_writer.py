@@ -57,6 +57,7 @@ class SpanWriter:
         "_checked",
         "_enabled",
         "_ids",
+        "_info",
         "_lean",
         "_processors",
         "_quiet",
@@ -99,6 +100,7 @@ class SpanWriter:
         self._enabled = getattr(tracer, "_is_enabled", None)
         self._resource = tracer.resource
         self._scope = tracer._instrumentation_scope
+        self._info = tracer.instrumentation_info  # deprecated, still set by start_span
         self._processors = processors
 
     @property
@@ -117,13 +119,21 @@ class SpanWriter:
             self._checked = current
         return self._lean
 
-    def start(self, name: str, attributes: dict[str, Any], start_ns: int) -> trace.Span:
-        """Open a CLIENT span under the current context (what ``start_span`` would open)."""
+    def start(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        start_ns: int,
+        ctx: context_api.Context | None = None,
+    ) -> trace.Span:
+        """Open a CLIENT span under ``ctx`` or the current context (what ``start_span``
+        would open)."""
         if not self.lean:
             return self._tracer.start_span(
-                name, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+                name, ctx, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
             )
-        ctx = context_api.get_current()
+        if ctx is None:
+            ctx = context_api.get_current()
         parent: SpanContext | None = trace.get_current_span(ctx).get_span_context()
         if self._enabled is not None and not self._enabled():
             return trace.NonRecordingSpan(parent)  # type: ignore[arg-type]
@@ -165,6 +175,7 @@ class SpanWriter:
                 start_time=span.start_ns,
                 end_time=end_ns,
                 instrumentation_scope=self._scope,
+                instrumentation_info=self._info,
             )
         )
 
