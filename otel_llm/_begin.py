@@ -91,7 +91,7 @@ def begin(
     parsed = (  # the prompt is not decoded
         request_fields(body, settings.capture_content) if isinstance(body, bytes) and body else body
     )
-    if isinstance(parsed, Mapping):
+    if type(parsed) is dict or isinstance(parsed, Mapping):  # the ABC check is the slow one
         adapter.read_request(call, parsed)
     ctx = context.get_current()  # read once: the parent, SDK span, baggage all come from it
     _sdk_span.note(call, ctx)

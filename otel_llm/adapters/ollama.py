@@ -77,7 +77,7 @@ class OllamaAdapter:
             stream = body.get("stream", True)
             call.stream = stream is not False
         options = body.get("options")
-        if isinstance(options, Mapping):
+        if type(options) is dict or isinstance(options, Mapping):
             for key, name in _FLOAT_OPTIONS:
                 value = as_float(options.get(key))
                 if value is not None:
@@ -230,7 +230,7 @@ class NdjsonStream:
 def _read_message(call: LLMCall, record: Mapping[str, Any]) -> None:
     """Tool calls, thinking and (when capturing) text of one chat/generate record."""
     message = record.get("message")
-    source = message if isinstance(message, Mapping) else record
+    source = message if type(message) is dict else record  # decoded JSON: dicts
     text = source.get("content" if source is message else "response")
     thinking = source.get("thinking")
     if thinking:
@@ -267,7 +267,7 @@ def _read_final(call: LLMCall, record: Mapping[str, Any]) -> None:
 
 def _read_record(call: LLMCall, obj: Any) -> None:
     """A non-streamed ``/api/chat`` or ``/api/generate`` body."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict:  # decoded JSON
         return
     if "error" in obj and "done" not in obj:
         call.error_type = sc.ERROR_STREAM_ERROR
