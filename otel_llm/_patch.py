@@ -4,7 +4,10 @@
 logical call (auth, redirects and transport retries happen inside it), for
 every transport (default, ``MockTransport``, ASGI/WSGI) and for clients built
 before ``instrument()``, since it is looked up on the class. Requests that are
-not LLM calls pay one dict lookup. The wrapper always asks the original for a
+not LLM calls pay one dict lookup. ``build_request`` is wrapped too, to keep the object an
+SDK handed over as ``json=`` in the request's extensions: the request is then read from
+that object, in time that does not depend on the prompt, instead of from the encoded
+bytes. The send wrapper always asks the original for a
 streamed response. When the caller streams, an observer goes on ``response.stream``;
 when it asked for ``stream=False``, the wrapper reads the body itself, exactly as
 httpx does, and hands the parser the decoded body whole.
@@ -30,6 +33,8 @@ from otel_llm._types import LLMCall
 __all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
 _ORIGINAL = "__otel_llm_original__"
+JSON_EXTENSION = "otel_llm.json"
+"""Request extension: the object httpx encoded as the body (``build_request(json=...)``)."""
 
 
 class _Client(Protocol):
@@ -52,6 +57,7 @@ class _Patched:
     module: HttpxModule
     send: Callable[..., Any]
     asend: Callable[..., Any]
+    own_build: tuple[bool, bool]  # whether Client / AsyncClient defined build_request itself
 
 
 _patched: dict[str, _Patched] = {}
@@ -64,10 +70,12 @@ def patched_modules() -> list[str]:
 def _begin(state: _state.State, request: Any) -> LLMCall | None:
     """httpx's request in ``_begin.begin``'s terms; None means "not ours"."""
     url = request.url
-    try:
-        body = request.content
-    except Exception:  # a streamed upload we must not consume
-        body = b""
+    body = request.extensions.get(JSON_EXTENSION)  # what build_request was given as json=
+    if body is None:
+        try:
+            body = request.content
+        except Exception:  # a streamed upload we must not consume
+            body = b""
     return begin(
         state, request.method, url.scheme, url.host, url.port, url.path, body, request.headers
     )
@@ -96,6 +104,19 @@ def _read(response: Any, call: LLMCall) -> bool:
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     read_whole(call, parser, response.content)
     return True
+
+
+def _wrap_build(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def build_request(self: Any, *args: Any, json: Any = None, **kwargs: Any) -> Any:
+        request = original(self, *args, json=json, **kwargs)
+        if json is not None and type(json) is dict and _state.current is not None:
+            # A new dict: the one httpx holds may be the caller's own.
+            request.extensions = {**request.extensions, JSON_EXTENSION: json}
+        return request
+
+    setattr(build_request, _ORIGINAL, original)
+    return build_request
 
 
 def _wrap_send(original: Callable[..., Any], observer: type) -> Callable[..., Any]:
@@ -178,12 +199,22 @@ def patch(module: HttpxModule) -> None:
     sync_observer, async_observer = make_observers(module.SyncByteStream, module.AsyncByteStream)
     client.send = _wrap_send(send, sync_observer)
     async_client.send = _wrap_asend(asend, async_observer)
-    _patched[name] = _Patched(module, send, asend)
+    own_build = ("build_request" in vars(client), "build_request" in vars(async_client))
+    for cls in (client, async_client):
+        cls.build_request = _wrap_build(cls.build_request)  # type: ignore[attr-defined]
+    _patched[name] = _Patched(module, send, asend, own_build)
 
 
 def unpatch() -> None:
     """Put every original back."""
     for name, patched in list(_patched.items()):
-        patched.module.Client.send = patched.send
-        patched.module.AsyncClient.send = patched.asend
+        module = patched.module
+        module.Client.send = patched.send
+        module.AsyncClient.send = patched.asend
+        for cls, own in zip((module.Client, module.AsyncClient), patched.own_build, strict=True):
+            wrapped = cls.build_request  # type: ignore[attr-defined]
+            if own:
+                cls.build_request = getattr(wrapped, _ORIGINAL, wrapped)  # type: ignore[attr-defined]
+            elif "build_request" in vars(cls):
+                delattr(cls, "build_request")  # inherited again from the base client
         del _patched[name]

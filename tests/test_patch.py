@@ -48,13 +48,58 @@ class Recorder:
 class TestPatch:
     def test_uninstrument_restores_originals(self, module: Any, collected: Spans) -> None:
         """Every patched callable is put back, and calls make no spans afterwards."""
-        before = (module.Client.send, module.AsyncClient.send)
+        names = ("send", "build_request")
+        classes = (module.Client, module.AsyncClient)
+        before = [getattr(c, n) for c in classes for n in names]
+        own = [n in vars(c) for c in classes for n in names]
         otel_llm.instrument()
-        assert before != (module.Client.send, module.AsyncClient.send)
+        during = [getattr(c, n) for c in classes for n in names]
+        assert all(a != b for a, b in zip(before, during, strict=True))
         otel_llm.uninstrument()
-        assert before == (module.Client.send, module.AsyncClient.send)
+        assert before == [getattr(c, n) for c in classes for n in names]
+        assert own == [n in vars(c) for c in classes for n in names]  # nothing left behind
         Recorder(module).client().post("/api/chat", json=CHAT)
         assert [] == collected.llm()
+
+    def test_json_request_read_from_the_object(
+        self, module: Any, spans: Spans, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A json= body is read from the object the SDK handed httpx: not one byte of a
+        1 MB prompt is stepped over or decoded, and the fields are the same."""
+        from otel_llm import _fields
+
+        def untouched(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the encoded request was read")
+
+        monkeypatch.setattr(_fields, "top_level", untouched)
+        monkeypatch.setattr("otel_llm.adapters._common.top_level", untouched)
+        body = {
+            "model": "llama3.2",
+            "messages": [{"role": "user", "content": "x" * 1_000_000}],
+            "stream": False,
+            "options": {"temperature": 0.2, "num_predict": 64, "stop": ["END"]},
+        }
+        extensions = {"timeout": {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}}
+        client = Recorder(module).client()
+        request = client.build_request("POST", "/api/chat", json=body, extensions=extensions)
+        assert ["timeout"] == list(extensions)  # the caller's dict is not written to
+        client.send(request)
+        attrs = spans.one().attributes
+        assert ("llama3.2", 0.2, 64, ("END",)) == (
+            attrs["gen_ai.request.model"],
+            attrs["gen_ai.request.temperature"],
+            attrs["gen_ai.request.max_tokens"],
+            attrs["gen_ai.request.stop_sequences"],
+        )
+        assert "gen_ai.request.stream" not in attrs
+        client.close()
+
+    def test_content_request_still_read_from_bytes(self, module: Any, spans: Spans) -> None:
+        """A body handed over as bytes (no json=) is read from the bytes, as before."""
+        client = Recorder(module).client()
+        client.post("/api/chat", content=json.dumps(CHAT).encode())
+        assert "chat llama3.2" == spans.one().name
+        client.close()
 
     def test_instrument_is_idempotent(self, module: Any, collected: Spans) -> None:
         """Calling instrument() twice still makes one span per call."""
