@@ -188,7 +188,8 @@ def _wrap_asend(original: Callable[..., Any], observer: type) -> Callable[..., A
 
 
 def patch(module: HttpxModule) -> None:
-    """Wrap ``module.Client.send`` and ``module.AsyncClient.send`` (idempotent)."""
+    """Wrap ``send`` and ``build_request`` of ``module.Client`` and ``module.AsyncClient``
+    (idempotent)."""
     name = module.__name__
     if name in _patched:
         return
