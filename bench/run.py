@@ -559,6 +559,11 @@ def summarise(
                 continue
             row.status = c.broken
             row.stream_status = "not measured" if s is None else s.broken
+            # Against a broken bare cell nothing was measured: say so, not "0 µs added".
+            if row.status is None and (bare_c is None or bare_c.broken):
+                row.status = f"bare: {bare_c.broken if bare_c else 'not measured'}"
+            if row.stream_status is None and (bare_s is None or bare_s.broken):
+                row.stream_status = f"bare: {bare_s.broken if bare_s else 'not measured'}"
             if c.broken is None and bare_c is not None and bare_c.broken is None:
                 cpu, wall = c.samples["cpu"], c.samples["wall"]
                 row.n_calls, row.rounds = len(cpu), len(c.rounds)
@@ -888,7 +893,10 @@ def report(
 
 
 def _minus(a: Sequence[float], b: Sequence[float], fmt: Any = f1) -> str:
-    """Median and CI of round-by-round ``a - b`` (two cells measured in the same rounds)."""
+    """Median and CI of round-by-round ``a - b`` (two cells measured in the same rounds);
+    — when either cell was not measured (BROKEN: no rounds)."""
+    if not a or not b:
+        return "—"
     diffs = [x - y for x, y in zip(a, b, strict=True)]
     return f"{fmt(med(diffs))} ({rng(ci(diffs), fmt)})" if diffs else "—"
 
