@@ -15,8 +15,9 @@ So the lean path is taken only where that cannot be noticed, decided once per tr
 and re-checked when the provider's processors change (the SDK swaps its tuple): an SDK
 ``Tracer`` with default attribute limits and no SDK self-metrics, whose processors do
 nothing in ``on_start``/``_on_ending`` (the SDK's simple and batch processors and their
-subclasses). Anything else (another SDK, logfire's or a user's own processor, a sampler
-that adds attributes is fine) goes through ``tracer.start_span``.
+subclasses). Anything else (another SDK, logfire's or a user's own processor, span
+limits) goes through ``tracer.start_span``. Samplers are asked as ``start_span`` asks
+them, attributes they add included.
 """
 
 from __future__ import annotations
@@ -40,14 +41,13 @@ __all__ = ["PendingSpan", "SpanWriter"]
 
 _RANDOM_FLAG: Final[int | None] = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
 _UNSET: Final = Status(StatusCode.UNSET)
+_MOST_ATTRIBUTES: Final = 128
+"""The SDK's default span attribute count limit; ours never reach it, a lower one might."""
 
-
-def _quiet_hooks() -> tuple[frozenset[Any], frozenset[Any]]:
-    """The ``on_start``/``_on_ending`` functions known to do nothing."""
-    classes = (SpanProcessor, SimpleSpanProcessor, BatchSpanProcessor)
-    starts = frozenset(c.on_start for c in classes)
-    endings = frozenset(getattr(c, "_on_ending", None) for c in classes)
-    return starts, endings
+_QUIET: Final = (SpanProcessor, SimpleSpanProcessor, BatchSpanProcessor)
+_QUIET_STARTS: Final = frozenset(c.on_start for c in _QUIET)
+"""``on_start`` functions known to do nothing (as are ``_on_ending`` ones below)."""
+_QUIET_ENDINGS: Final = frozenset(getattr(c, "_on_ending", None) for c in _QUIET)
 
 
 class SpanWriter:
@@ -60,7 +60,6 @@ class SpanWriter:
         "_info",
         "_lean",
         "_processors",
-        "_quiet",
         "_random",
         "_resource",
         "_sampler",
@@ -84,7 +83,7 @@ class SpanWriter:
             return
         limits = tracer._span_limits
         if limits.max_span_attribute_length is not None or (
-            limits.max_span_attributes is not None and limits.max_span_attributes < 128
+            limits.max_span_attributes is not None and limits.max_span_attributes < _MOST_ATTRIBUTES
         ):
             return
         metrics = getattr(tracer, "_tracer_metrics", None)
@@ -93,7 +92,6 @@ class SpanWriter:
         processors = tracer.span_processor
         if type(processors) is not sdk.SynchronousMultiSpanProcessor:
             return
-        self._quiet = _quiet_hooks()
         self._sampler = tracer.sampler
         self._ids = tracer.id_generator
         self._random = getattr(self._ids, "is_trace_id_random", None)
@@ -111,9 +109,9 @@ class SpanWriter:
             return False
         current = processors._span_processors
         if current is not self._checked:  # a processor was added: look again
-            starts, endings = self._quiet
             self._lean = all(
-                type(p).on_start in starts and getattr(type(p), "_on_ending", None) in endings
+                type(p).on_start in _QUIET_STARTS
+                and getattr(type(p), "_on_ending", None) in _QUIET_ENDINGS
                 for p in current
             )
             self._checked = current
@@ -169,7 +167,7 @@ class SpanWriter:
                 parent=span.parent,
                 resource=self._resource,
                 attributes=span.attributes,
-                events=tuple(span.events),
+                events=span.events,
                 kind=SpanKind.CLIENT,
                 status=span.status,
                 start_time=span.start_ns,
@@ -213,7 +211,7 @@ class PendingSpan(trace.Span):
         self.attributes = attributes
         self.start_ns = start_ns
         self.status = _UNSET
-        self.events: list[Any] = []
+        self.events: tuple[Event, ...] = ()  # ours have none: no list per span
         self._writer = writer  # None once written
 
     def get_span_context(self) -> SpanContext:
@@ -236,7 +234,7 @@ class PendingSpan(trace.Span):
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
         if self._writer is not None:
-            self.events.append(Event(name, attributes, timestamp))
+            self.events = (*self.events, Event(name, attributes, timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         pass  # links are set at start only; ours have none
