@@ -29,6 +29,7 @@ from otel_llm._finish import finish
 from otel_llm._guard import guarded
 from otel_llm._observe import make_observers
 from otel_llm._types import LLMCall
+from otel_llm.adapters import match
 
 __all__ = ["HttpxModule", "patch", "patched_modules", "unpatch"]
 
@@ -110,7 +111,11 @@ def _wrap_build(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def build_request(self: Any, *args: Any, json: Any = None, **kwargs: Any) -> Any:
         request = original(self, *args, json=json, **kwargs)
-        if json is not None and type(json) is dict and _state.current is not None:
+        if (
+            type(json) is dict
+            and _state.current is not None
+            and match(request.method, request.url.path) is not None  # other JSON is not kept
+        ):
             # A new dict: the one httpx holds may be the caller's own.
             request.extensions = {**request.extensions, JSON_EXTENSION: json}
         return request

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_llm
+from otel_llm._patch import JSON_EXTENSION
 from tests.conftest import Spans
 from tests.wire import CHAT_BODY, EMBED_BODY, V1_CHAT_BODY
 
@@ -83,6 +84,8 @@ class TestPatch:
         client = Recorder(module).client()
         request = client.build_request("POST", "/api/chat", json=body, extensions=extensions)
         assert ["timeout"] == list(extensions)  # the caller's dict is not written to
+        other = client.build_request("POST", "/v2/upload", json=body)
+        assert JSON_EXTENSION not in other.extensions  # only LLM calls keep it
         client.send(request)
         attrs = spans.one().attributes
         assert ("llama3.2", 0.2, 64, ("END",)) == (
