@@ -17,7 +17,8 @@ and re-checked when the provider's processors change (the SDK swaps its tuple): 
 nothing in ``on_start``/``_on_ending`` (the SDK's simple and batch processors and their
 subclasses). Anything else (another SDK, logfire's or a user's own processor, span
 limits) goes through ``tracer.start_span``. Samplers are asked as ``start_span`` asks
-them, attributes they add included.
+them, attributes they add included; the SDK's own default instances (``DEFAULT_ON``,
+``ALWAYS_ON``), whose answer is fixed by the parent's flags, are answered for.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.sdk import trace as sdk
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, Decision
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
@@ -44,6 +45,15 @@ _UNSET: Final = Status(StatusCode.UNSET)
 _MOST_ATTRIBUTES: Final = 128
 """The SDK's default span attribute count limit; ours never reach it, a lower one might."""
 
+_CLIENT: Final = SpanKind.CLIENT  # an enum member read costs a lookup each time
+_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
+_DROP: Final = Decision.DROP
+_FLAGS: Final = {f: TraceFlags(f) for f in range(4)}
+"""Trace flags by value (sampled, random): built once, not per span."""
+_DEFAULT_SAMPLERS: Final = (DEFAULT_ON, ALWAYS_ON)
+"""The SDK's own default sampler instances: their decision is the parent's sampled flag
+(or always), taken here without a ``SamplingResult`` and a copy of the attributes."""
+
 _QUIET: Final = (SpanProcessor, SimpleSpanProcessor, BatchSpanProcessor)
 _QUIET_STARTS: Final = frozenset(c.on_start for c in _QUIET)
 """``on_start`` functions known to do nothing (as are ``_on_ending`` ones below)."""
@@ -55,6 +65,7 @@ class SpanWriter:
 
     __slots__ = (
         "_checked",
+        "_default_sampler",
         "_enabled",
         "_ids",
         "_info",
@@ -93,6 +104,7 @@ class SpanWriter:
         if type(processors) is not sdk.SynchronousMultiSpanProcessor:
             return
         self._sampler = tracer.sampler
+        self._default_sampler = any(self._sampler is s for s in _DEFAULT_SAMPLERS)
         self._ids = tracer.id_generator
         self._random = getattr(self._ids, "is_trace_id_random", None)
         self._enabled = getattr(tracer, "_is_enabled", None)
@@ -128,7 +140,7 @@ class SpanWriter:
         would open)."""
         if not self.lean:
             return self._tracer.start_span(
-                name, ctx, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+                name, ctx, kind=_CLIENT, attributes=attributes, start_time=start_ns
             )
         if ctx is None:
             ctx = context_api.get_current()
@@ -142,21 +154,30 @@ class SpanWriter:
             parent = None
             trace_id = self._ids.generate_trace_id()
             random = self._random is not None and self._random()
-        result = self._sampler.should_sample(ctx, trace_id, name, SpanKind.CLIENT, attributes, ())
-        decision = result.decision
-        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if self._default_sampler:  # what DEFAULT_ON / ALWAYS_ON would answer
+            sampled = parent is None or parent.trace_flags.sampled or self._sampler is ALWAYS_ON
+            record = sampled
+            trace_state = parent.trace_state if parent is not None else None
+        else:
+            result = self._sampler.should_sample(ctx, trace_id, name, _CLIENT, attributes, ())
+            sampled = result.decision is _SAMPLE
+            record = result.decision is not _DROP
+            trace_state = result.trace_state
+            if record:
+                attributes = dict(result.attributes)  # the sampler may have added some
+        flags = 1 if sampled else 0
         if random:
             flags |= _RANDOM_FLAG  # type: ignore[operator]
         span_context = SpanContext(
             trace_id,
             self._ids.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(flags),
-            trace_state=result.trace_state,
+            trace_flags=_FLAGS[flags],
+            trace_state=trace_state,
         )
-        if decision is Decision.DROP:
+        if not record:
             return trace.NonRecordingSpan(span_context)
-        return PendingSpan(span_context, name, parent, dict(result.attributes), start_ns, self)
+        return PendingSpan(span_context, name, parent, attributes, start_ns, self)
 
     def write(self, span: PendingSpan, end_ns: int) -> None:
         """Hand ``span``, finished, to the processors."""
@@ -168,7 +189,7 @@ class SpanWriter:
                 resource=self._resource,
                 attributes=span.attributes,
                 events=span.events,
-                kind=SpanKind.CLIENT,
+                kind=_CLIENT,
                 status=span.status,
                 start_time=span.start_ns,
                 end_time=end_ns,

@@ -12,18 +12,28 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_ON,
     Decision,
     ParentBased,
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 import otel_llm
 from otel_llm import _state
@@ -213,6 +223,45 @@ def test_sampler_decisions_as_the_sdk(mock: MockOllama, sampler: Sampler) -> Non
         assert len(every.ended) == 3
         assert {(s.attributes or {}).get("sampler.note") for s in every.ended} == {"kept"}
         assert not any(s.context.trace_flags.sampled for s in every.ended if s.context)
+
+
+def _parents() -> list[Context | None]:
+    """No parent, and local and remote parents, sampled or not, with a trace state."""
+    state = TraceState([("vendor", "x")])
+    contexts: list[Context | None] = [None]
+    for remote in (False, True):
+        for flags in (TraceFlags.SAMPLED, TraceFlags.DEFAULT):
+            parent = SpanContext(0xABC, 0xDEF, remote, TraceFlags(flags), state)
+            contexts.append(trace.set_span_in_context(NonRecordingSpan(parent)))
+    return contexts
+
+
+@pytest.mark.parametrize("sampler", [DEFAULT_ON, ALWAYS_ON])
+def test_default_samplers_answered_as_they_would(sampler: Sampler) -> None:
+    """The SDK's default samplers are not asked, only answered for: the same decision,
+    flags, trace state and attributes as the sampler itself gives through ``start_span``."""
+    provider, _ = _provider(sampler=sampler)
+    tracer = provider.get_tracer("test")
+    writer = SpanWriter(tracer)
+    assert writer.lean
+    for ctx in _parents():
+        attrs = {"gen_ai.operation.name": "chat"}
+        ours = writer.start("chat m", dict(attrs), 0, ctx)
+        sdk = tracer.start_span("chat m", ctx, kind=SpanKind.CLIENT, attributes=attrs)
+        ours_ctx, sdk_ctx = ours.get_span_context(), sdk.get_span_context()
+        assert ours.is_recording() == sdk.is_recording()
+        assert ours_ctx.trace_flags == sdk_ctx.trace_flags
+        assert ours_ctx.trace_state == sdk_ctx.trace_state
+        if ctx is not None:
+            assert ours_ctx.trace_id == sdk_ctx.trace_id == 0xABC
+        if sdk.is_recording():
+            assert isinstance(sdk, Span)
+            assert dict(getattr(ours, "attributes", {})) == dict(sdk.attributes or {})
+        sdk.end()
+        ours.end()
+    # whether a parent was sampled decides, for DEFAULT_ON; ALWAYS_ON records every span
+    recorded = [writer.start("x", {}, 0, ctx).is_recording() for ctx in _parents()]
+    assert recorded == ([True, True, False, True, False] if sampler is DEFAULT_ON else [True] * 5)
 
 
 def test_child_of_the_current_span(mock: MockOllama) -> None:
