@@ -91,7 +91,7 @@ class OllamaAdapter:
             if stop is not None:
                 attrs[sc.REQUEST_STOP_SEQUENCES] = stop
         fmt = body.get("format")
-        if fmt == "json" or isinstance(fmt, Mapping):
+        if fmt is not None and (fmt == "json" or isinstance(fmt, Mapping)):  # ABC check: rare
             attrs[sc.OUTPUT_TYPE] = "json"
         think = capped(body.get("think"))
         if think:
