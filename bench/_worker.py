@@ -11,6 +11,12 @@ commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a
   phases: ``open`` (the call up to its first part), ``mid`` (every part after it but
   the last) and ``end`` (the last part, the end of the iterator and the response's
   close).
+* ``{"cmd": "batch", "kind": K, "mode": "paired", "n": N}`` runs N pairs of
+  unstreamed calls in this one process, one traced and one under
+  ``suppress_instrumentation()`` (which every configuration honours), in alternating
+  order; ``cpu`` holds each pair's difference (traced minus suppressed). Both calls
+  share one heap and one cache state, so a per-byte cost shows without the layout
+  differences between processes that move large-prompt cells for every config alike.
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
@@ -39,6 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -337,6 +344,44 @@ async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[f
     return cpu, wall
 
 
+def run_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
+    """N pairs of calls, traced and suppressed, in alternating order (which goes first in
+    the first pair: ``first``), after one untimed call, so that neither side always takes
+    the batch's cold first call; each pair's CPU difference in seconds."""
+    with suppress_instrumentation():
+        run_calls(c, kind, 1)
+    diffs: list[float] = []
+    for i in range(first, first + n):
+        if i % 2:
+            traced = run_calls(c, kind, 1)[0][0]
+            with suppress_instrumentation():
+                plain = run_calls(c, kind, 1)[0][0]
+        else:
+            with suppress_instrumentation():
+                plain = run_calls(c, kind, 1)[0][0]
+            traced = run_calls(c, kind, 1)[0][0]
+        diffs.append(traced - plain)
+    return diffs
+
+
+async def arun_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
+    """Async twin of ``run_paired``."""
+    with suppress_instrumentation():
+        await arun_calls(c, kind, 1)
+    diffs: list[float] = []
+    for i in range(first, first + n):
+        if i % 2:
+            traced = (await arun_calls(c, kind, 1))[0][0]
+            with suppress_instrumentation():
+                plain = (await arun_calls(c, kind, 1))[0][0]
+        else:
+            with suppress_instrumentation():
+                plain = (await arun_calls(c, kind, 1))[0][0]
+            traced = (await arun_calls(c, kind, 1))[0][0]
+        diffs.append(traced - plain)
+    return diffs
+
+
 def _stream_done(client: str, last: Any) -> bool:
     if client == "ollama":
         return bool(last.done)
@@ -425,6 +470,7 @@ class Worker:
     def __init__(self, config: str, url: str) -> None:
         self.config = config
         self.exporter = CountingExporter()
+        self.paired_batches = 0
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
@@ -443,6 +489,13 @@ class Worker:
             else:
                 cpu, wall = run_calls(self.clients, kind, n)
             out.update(cpu=cpu, wall=wall)
+        elif mode == "paired":
+            first = self.paired_batches = self.paired_batches + 1  # batches alternate too
+            out["cpu"] = (
+                self.loop.run_until_complete(arun_paired(self.clients, kind, n, first))
+                if parse_kind(kind)[1]
+                else run_paired(self.clients, kind, n, first)
+            )
         else:
             rows = (
                 [self.loop.run_until_complete(self._astreams(kind, n))]

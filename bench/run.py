@@ -112,9 +112,20 @@ TARGET_KINDS = {
 GenAI spans for raw requests / aiohttp calls, so theirs is OpenLLMetry on the official
 client of the same sync/async kind, measured in the same rounds."""
 MODES = ("call", "stream")
-CELLS = tuple((k, m) for k in KINDS for m in MODES) + tuple((k, "call") for k in SIZED_KINDS)
-"""(kind, mode) pairs measured every round."""
 SIZED_BATCH = {"100k": 5, "1m": 2}  # calls per batch for the large prompts (slow clients)
+PAIRED_KINDS = ("ollama-sync", "ollama-async")
+PAIRED_SIZES = ("", "100k", "1m")
+PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
+"""Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
+PAIRED_BATCH = {"": 6, "100k": 3, "1m": 2}  # pairs per batch
+PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
+FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
+CELLS = (
+    tuple((k, m) for k in KINDS for m in MODES)
+    + tuple((k, "call") for k in SIZED_KINDS)
+    + PAIRED_CELLS
+)
+"""(kind, mode) pairs measured every round."""
 RSS_KIND = "ollama-sync"
 PLAN_CHUNKS = 200  # content chunks per timed stream (the server's --chunks)
 RSS_TARGET_KB = 512  # "within 0.5 MB of bare": 0.5 MiB
@@ -368,6 +379,9 @@ def measure(
         if kind.partition("-")[0] not in COVERS.get(config, (kind.partition("-")[0],)):
             cells[config, kind, mode].broken = NA
             live[config, kind, mode] = False
+        if mode == "paired" and config not in PAIRED_CONFIGS:
+            cells[config, kind, mode].broken = "not measured"
+            live[config, kind, mode] = False
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
         cell = cells[config, kind, mode]
@@ -382,6 +396,8 @@ def measure(
             cell.add(reply)
 
     def batch_size(kind: str, mode: str, warm: bool) -> int:
+        if mode == "paired":
+            return PAIRED_BATCH[kind.partition("@")[2]]
         if "@" in kind:
             return SIZED_BATCH[kind.partition("@")[2]] * (3 if warm else 1)
         if mode == "call":
@@ -605,6 +621,67 @@ def summarise(
     return tables
 
 
+Paired = dict[tuple[str, str], list[tuple[float, tuple[float, float]] | None]]
+"""(config, kind) -> per prompt size (``PAIRED_SIZES``): added µs, median over rounds, CI."""
+
+
+def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
+    """Each round's median pair difference (traced minus suppressed, one process)."""
+    out: Paired = {}
+    for config in PAIRED_CONFIGS:
+        for kind in PAIRED_KINDS:
+            sizes: list[tuple[float, tuple[float, float]] | None] = []
+            for size in PAIRED_SIZES:
+                cell = cells.get((config, f"{kind}@{size}" if size else kind, "paired"))
+                if cell is None or cell.broken or not cell.rounds:
+                    sizes.append(None)
+                    continue
+                per_round = [med(r["cpu"]) * US for r in cell.rounds]
+                sizes.append((med(per_round), ci(per_round)))
+            out[config, kind] = sizes
+    return out
+
+
+def _flat(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> bool | None:
+    """Every size within ``FLAT`` of the 1 KB figure; None when a size is missing."""
+    if any(s is None for s in sizes):
+        return None
+    first = sizes[0][0]  # type: ignore[index]
+    return first > 0 and all(abs(s[0] - first) <= FLAT * first for s in sizes)  # type: ignore[index]
+
+
+def paired_table(paired: Paired) -> list[str]:
+    md = [
+        "### Prompt size, paired in one process: added CPU per unstreamed call",
+        "",
+        "(calling thread µs: traced minus suppressed (`suppress_instrumentation()`) in the "
+        "same worker, the two calls of a pair back to back in alternating order; median "
+        "over rounds of each round's median pair, 95% CI. One process means one heap: the "
+        "cross-process cells above also move with allocator and cache layout, which the "
+        "A/A row shows at 100 KB and 1 MB. Bare here is the null check: both calls of its "
+        f"pairs are bare. {PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and "
+        f"{PAIRED_BATCH['1m']} pairs per batch.)",
+        "",
+    ]
+    body = []
+    for (config, kind), sizes in paired.items():
+        if all(s is None for s in sizes):
+            continue
+        cells = [
+            f"**{f1(s[0])}** ({rng(s[1])})" if s is not None else "not measured" for s in sizes
+        ]
+        flat = _flat(sizes)
+        spread = "—"
+        if flat is not None:
+            first = sizes[0][0]  # type: ignore[index]
+            worst = max((abs(s[0] - first) for s in sizes), default=0.0)  # type: ignore[index]
+            spread = f"{100 * worst / first:.0f}%" if first > 0 else "—"
+        body.append([f"`{kind}`", LABELS[config], *cells, spread])
+    md += _table(["client", "config", "1 KB", "100 KB", "1 MB", "most off 1 KB"], body)
+    md.append("")
+    return md
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -646,6 +723,7 @@ def report(
     rss: dict[str, dict[str, Any]],
     meta: dict[str, Any],
     checks: dict[str, dict[str, Any]],
+    paired: Paired,
 ) -> tuple[str, list[str]]:
     md: list[str] = []
     for kind in KINDS:
@@ -826,6 +904,7 @@ def report(
         body,
     )
     md.append("")
+    md += paired_table(paired)
 
     md += [
         f"### Peak RSS over one {plan.rss_chunks:,}-chunk stream (`{RSS_KIND}`, a fresh "
@@ -888,7 +967,7 @@ def report(
     md += _table(["config", "spans exported", "span names", "metrics collected"], body)
     md.append("")
 
-    targets = evaluate_targets(tables, rss)
+    targets = evaluate_targets(tables, rss, paired)
     return "\n".join(md), targets
 
 
@@ -963,7 +1042,9 @@ def frontends_table(tables: dict[str, list[Row]]) -> list[str]:
     return md
 
 
-def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]]) -> list[str]:
+def evaluate_targets(
+    tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]], paired: Paired
+) -> list[str]:
     lines: list[str] = []
 
     def verdict(ok: bool | None) -> str:
@@ -1032,6 +1113,18 @@ def evaluate_targets(tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]
                 f"{verdict(ok)}  [{label}] added whole-process CPU {what} ≤ {limit:.1f}x "
                 f"OpenLLMetry's: {detail}"
             )
+    for kind in PAIRED_KINDS:
+        sizes = paired.get(("otel_llm", kind), [])
+        ok = _flat(sizes) if sizes else None
+        if ok is None:
+            detail = "not measured in this run"
+        else:
+            figures = " / ".join(f1(z[0]) for z in sizes if z is not None)
+            detail = f"{figures} µs at 1 KB / 100 KB / 1 MB (limit ±{FLAT:.0%} of 1 KB)"
+        lines.append(
+            f"{verdict(ok)}  [{kind}] added CPU per unstreamed call flat from 1 KB to 1 MB "
+            f"prompts (paired in one process): {detail}"
+        )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
     if "growth_kb" in ours and "growth_kb" in bare:
         diff = ours["growth_kb"] - bare["growth_kb"]
@@ -1426,7 +1519,7 @@ def render(raw: dict[str, Any], write: bool) -> None:
         "calls": bare_row.n_calls,
         "streams": bare_row.n_streams,
     }
-    body, targets = report(plan, tables, rss, meta, checks)
+    body, targets = report(plan, tables, rss, meta, checks, summarise_paired(cells))
     print()
     print(body)
     print("Targets (otel_llm spans + metrics: official ollama client, requests, aiohttp):")
