@@ -87,6 +87,7 @@ class TestPatch:
         other = client.build_request("POST", "/v2/upload", json=body)
         assert JSON_EXTENSION not in other.extensions  # only LLM calls keep it
         client.send(request)
+        assert JSON_EXTENSION not in request.extensions  # not held once read
         attrs = spans.one().attributes
         assert ("llama3.2", 0.2, 64, ("END",)) == (
             attrs["gen_ai.request.model"],
