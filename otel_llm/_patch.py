@@ -72,8 +72,8 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
     """httpx's request in ``_begin.begin``'s terms; None means "not ours"."""
     url = request.url
     # What build_request was given as json=, taken out again: a request outlives its call
-    # (httpx's request/response cycle waits for the garbage collector), and a large
-    # prompt's objects held that long make the app's next call allocate afresh.
+    # (httpx's request/response cycle waits for the garbage collector), and the prompt
+    # should not live on with it because of us.
     body = request.extensions.pop(JSON_EXTENSION, None)  # our own dict (build_request)
     if body is None:
         try:

@@ -137,7 +137,7 @@ class SpanWriter:
         ctx: context_api.Context | None = None,
     ) -> trace.Span:
         """Open a CLIENT span under ``ctx`` or the current context (what ``start_span``
-        would open)."""
+        would open). ``attributes`` may become the span's own dict: hand a fresh one."""
         if not self.lean:
             return self._tracer.start_span(
                 name, ctx, kind=_CLIENT, attributes=attributes, start_time=start_ns
