@@ -89,21 +89,20 @@ def _begin(state: _state.State, request: Any) -> LLMCall | None:
 def _watch(response: Any, call: LLMCall, observer: type) -> bool:
     """Put the observer on the body; True once the call is in good hands."""
     headers_arrived(call, response.status_code)
+    if response.is_stream_consumed:  # a transport built the body from bytes
+        return _read(response, call)
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
-    if not response.is_stream_consumed:
-        encoding = response.headers.get("content-encoding")  # the stream is still encoded
-        response.stream = observer(response.stream, call, decoded(parser, encoding, call))
-        return True
-    read_whole(call, parser, response.content)  # a transport built the body from bytes
+    encoding = response.headers.get("content-encoding")  # the stream is still encoded
+    response.stream = observer(response.stream, call, decoded(parser, encoding, call))
     return True
 
 
 @guarded(False)
 def _read(response: Any, call: LLMCall) -> bool:
-    """An unstreamed response, read: its body (decoded by httpx) to the parser in one piece.
+    """A body already read: decoded by httpx, to the parser in one piece.
 
-    No observer is needed when the app asked for the whole body: the bytes are all in
-    ``response.content`` already, decompressed, and the call ends here.
+    No observer is needed when the app asked for the whole body (or a transport built
+    it from bytes): it is all in ``response.content``, decompressed, and the call ends here.
     """
     parser = call.adapter.parser(call, response.headers.get("content-type", ""))
     read_whole(call, parser, response.content)

@@ -86,6 +86,7 @@ class TestPatch:
         assert ["timeout"] == list(extensions)  # the caller's dict is not written to
         other = client.build_request("POST", "/v2/upload", json=body)
         assert JSON_EXTENSION not in other.extensions  # only LLM calls keep it
+        assert JSON_EXTENSION in request.extensions  # kept for the send to read
         client.send(request)
         assert JSON_EXTENSION not in request.extensions  # not held once read
         attrs = spans.one().attributes
@@ -103,6 +104,29 @@ class TestPatch:
         client = Recorder(module).client()
         client.post("/api/chat", content=json.dumps(CHAT).encode())
         assert "chat llama3.2" == spans.one().name
+        client.close()
+
+    def test_body_a_transport_already_read(self, module: Any, spans: Spans) -> None:
+        """A transport that hands back a response it read itself: streamed or not, the
+        body is parsed whole and the span ends with the response's fields."""
+
+        def handler(request: Any) -> Any:
+            response = Recorder(module)(request)
+            response.read()
+            return response
+
+        client = module.Client(transport=module.MockTransport(handler))
+        url = "http://127.0.0.1:11434/api/chat"
+        with client.stream("POST", url, json=CHAT) as response:
+            assert response.is_stream_consumed and CHAT_BODY == response.read()
+        client.post(url, json=CHAT)
+        assert 2 == len(spans.llm())
+        for span in spans.llm():
+            assert (("stop",), 26, 10) == (
+                span.attributes["gen_ai.response.finish_reasons"],
+                span.attributes["gen_ai.usage.input_tokens"],
+                span.attributes["gen_ai.usage.output_tokens"],
+            )
         client.close()
 
     def test_instrument_is_idempotent(self, module: Any, collected: Spans) -> None:
