@@ -642,12 +642,13 @@ def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
     return out
 
 
-def _flat(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> bool | None:
-    """Every size within ``FLAT`` of the 1 KB figure; None when a size is missing."""
-    if any(s is None for s in sizes):
+def _spread(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float | None:
+    """How far the farthest size is from the 1 KB figure, as a fraction of it; None when a
+    size is missing or the 1 KB figure is not above zero."""
+    medians = [s[0] for s in sizes if s is not None]
+    if not medians or len(medians) != len(sizes) or medians[0] <= 0:
         return None
-    first = sizes[0][0]  # type: ignore[index]
-    return first > 0 and all(abs(s[0] - first) <= FLAT * first for s in sizes)  # type: ignore[index]
+    return max(abs(m - medians[0]) for m in medians) / medians[0]
 
 
 def paired_table(paired: Paired) -> list[str]:
@@ -670,13 +671,9 @@ def paired_table(paired: Paired) -> list[str]:
         cells = [
             f"**{f1(s[0])}** ({rng(s[1])})" if s is not None else "not measured" for s in sizes
         ]
-        flat = _flat(sizes)
-        spread = "—"
-        if flat is not None:
-            first = sizes[0][0]  # type: ignore[index]
-            worst = max((abs(s[0] - first) for s in sizes), default=0.0)  # type: ignore[index]
-            spread = f"{100 * worst / first:.0f}%" if first > 0 else "—"
-        body.append([f"`{kind}`", LABELS[config], *cells, spread])
+        spread = _spread(sizes)
+        shown = "—" if spread is None else f"{100 * spread:.0f}%"
+        body.append([f"`{kind}`", LABELS[config], *cells, shown])
     md += _table(["client", "config", "1 KB", "100 KB", "1 MB", "most off 1 KB"], body)
     md.append("")
     return md
@@ -1115,7 +1112,8 @@ def evaluate_targets(
             )
     for kind in PAIRED_KINDS:
         sizes = paired.get(("otel_llm", kind), [])
-        ok = _flat(sizes) if sizes else None
+        spread = _spread(sizes) if sizes else None
+        ok = None if spread is None else spread <= FLAT
         if ok is None:
             detail = "not measured in this run"
         else:
