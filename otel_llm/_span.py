@@ -82,7 +82,7 @@ def end(call: LLMCall) -> None:
             attrs = response_attributes(call)
         if attrs:
             if type(span) is PendingSpan:
-                span.attributes.update(attrs)  # built clean here: tuples, capped strings
+                span.add_clean(attrs)  # built clean here: tuples, capped strings
             else:
                 span.set_attributes(attrs)
         if call.error_type is not None:

@@ -180,42 +180,38 @@ class SpanWriter:
         return PendingSpan(span_context, name, parent, attributes, start_ns, self)
 
     def write(self, span: PendingSpan, end_ns: int) -> None:
-        """Hand ``span``, finished, to the processors."""
-        self._processors.on_end(
-            ReadableSpan(
-                name=span.name,
-                context=span.get_span_context(),
-                parent=span.parent,
-                resource=self._resource,
-                attributes=span.attributes,
-                events=span.events,
-                kind=_CLIENT,
-                status=span.status,
-                start_time=span.start_ns,
-                end_time=end_ns,
-                instrumentation_scope=self._scope,
-                instrumentation_info=self._info,
-            )
-        )
+        """Hand ``span``, finished, to the processors: it is its own ``ReadableSpan``."""
+        span._end_time = end_ns
+        self._processors.on_end(span)
 
 
-class PendingSpan(trace.Span):
+class PendingSpan(trace.Span, ReadableSpan):
     """A recording span whose attributes wait in a dict until it is written whole at its end.
 
-    ``attributes`` holds values as the SDK would store them (sequences as tuples, strings
-    capped by their producer); nothing is validated again on the way out.
+    Like the SDK's own ``Span``, it is also the ``ReadableSpan`` the processors receive
+    when it ends (no second object per span). Its attribute dict holds values as the SDK
+    would store them (sequences as tuples, strings capped by their producer); nothing is
+    validated again on the way out.
     """
 
     __slots__ = (
+        "_attributes",
         "_context",
+        "_end_time",
+        "_events",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_resource",
+        "_start_time",
+        "_status",
         "_writer",
-        "attributes",
-        "events",
-        "name",
-        "parent",
-        "start_ns",
-        "status",
     )
+    _attributes: dict[str, Any]  # narrower than ReadableSpan's: ours, and mutable until the end
+    _context: SpanContext
 
     def __init__(
         self,
@@ -224,16 +220,29 @@ class PendingSpan(trace.Span):
         parent: SpanContext | None,
         attributes: dict[str, Any],
         start_ns: int,
-        writer: SpanWriter | None,
+        writer: SpanWriter,
     ) -> None:
+        # ReadableSpan's fields, set here rather than by its __init__ (keyword handling,
+        # a default Resource): the writer holds the resource and scope already.
         self._context = context
-        self.name = name
-        self.parent = parent
-        self.attributes = attributes
-        self.start_ns = start_ns
-        self.status = _UNSET
-        self.events: tuple[Event, ...] = ()  # ours have none: no list per span
-        self._writer = writer  # None once written
+        self._name = name
+        self._parent = parent
+        self._attributes = attributes
+        self._start_time = start_ns
+        self._end_time: int | None = None
+        self._status = _UNSET
+        self._events: tuple[Event, ...] = ()  # ours have none: no list per span
+        self._links = ()
+        self._kind = _CLIENT
+        self._resource = writer._resource
+        self._instrumentation_scope = writer._scope
+        self._instrumentation_info = writer._info
+        self._writer: SpanWriter | None = writer  # None once written
+
+    def add_clean(self, attributes: Mapping[str, Any]) -> None:
+        """Attributes already as the SDK stores them (``_span`` builds them so)."""
+        if self._writer is not None:
+            self._attributes.update(attributes)
 
     def get_span_context(self) -> SpanContext:
         return self._context
@@ -247,31 +256,31 @@ class PendingSpan(trace.Span):
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         """As the SDK stores it: a sequence as a tuple, None dropped. (``_span`` adds its
-        own attributes, already clean, to ``attributes`` directly.)"""
+        own attributes, already clean, with ``add_clean``.)"""
         if self._writer is not None and value is not None:
-            self.attributes[key] = tuple(value) if isinstance(value, list) else value
+            self._attributes[key] = tuple(value) if isinstance(value, list) else value
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
         if self._writer is not None:
-            self.events = (*self.events, Event(name, attributes, timestamp))
+            self._events = (*self._events, Event(name, attributes, timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         pass  # links are set at start only; ours have none
 
     def update_name(self, name: str) -> None:
         if self._writer is not None:
-            self.name = name
+            self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         if self._writer is None:
             return
         if isinstance(status, StatusCode):
             status = Status(status, description)
-        if status.status_code is StatusCode.UNSET or self.status.status_code is StatusCode.OK:
+        if status.status_code is StatusCode.UNSET or self._status.status_code is StatusCode.OK:
             return  # as the SDK: UNSET never overrides, OK is final
-        self.status = status
+        self._status = status
 
     def record_exception(
         self,
@@ -298,4 +307,4 @@ class PendingSpan(trace.Span):
         writer.write(self, end_time)
 
     def __repr__(self) -> str:
-        return f"PendingSpan({self.name!r}, {self._context!r})"
+        return f"PendingSpan({self._name!r}, {self._context!r})"

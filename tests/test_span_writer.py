@@ -7,6 +7,7 @@ step aside: a processor that acts in ``on_start``, span attribute limits, sample
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -308,3 +309,14 @@ def test_pending_span_api() -> None:
     assert [(e.name, dict(e.attributes or {}), e.timestamp) for e in written.events] == [
         ("e", {"k": "v"}, 1_500)
     ]
+    # Every ReadableSpan field is there: an exporter that prints the span reads them all.
+    printed = json.loads(written.to_json())
+    assert (printed["name"], printed["kind"], printed["parent_id"]) == (
+        "chat n",
+        "SpanKind.CLIENT",
+        None,
+    )
+    assert (printed["links"], printed["resource"]["attributes"]) == (
+        [],
+        dict(provider.resource.attributes),
+    )
