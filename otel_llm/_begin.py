@@ -48,10 +48,21 @@ def in_call() -> bool:
     return context.get_value(CALL_KEY) is not None
 
 
+_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, context.Context())))
+"""The key ``set_span_in_context`` stores the span under, learnt through that function."""
+
+
 def call_context(call: LLMCall) -> context.Context:
-    """The context a front-end attaches around its original send: our span, and ``CALL_KEY``."""
-    ctx = trace.set_span_in_context(call.span) if call.span is not None else context.get_current()
-    return context.set_value(CALL_KEY, call, ctx)
+    """The context a front-end attaches around its original send: our span, and ``CALL_KEY``.
+
+    One copy of the current context with both set (``set_span_in_context`` and then
+    ``set_value`` would copy it twice).
+    """
+    values = dict(context.get_current())
+    if call.span is not None:
+        values[_SPAN_KEY] = call.span
+    values[CALL_KEY] = call
+    return context.Context(values)
 
 
 @guarded(None)

@@ -106,6 +106,53 @@ class TestPatch:
         assert "chat llama3.2" == spans.one().name
         client.close()
 
+    def test_context_during_send(self, module: Any, spans: Spans) -> None:
+        """While the original send runs (sync and async), the current span is ours, the
+        call is marked in progress, and the caller's own context values are still there;
+        afterwards the caller's context is back as it was."""
+        import asyncio
+
+        from opentelemetry import baggage, context
+
+        from otel_llm._begin import in_call
+
+        seen: list[tuple[Any, bool, object]] = []
+        recorder = Recorder(module)
+
+        def handler(request: Any) -> Any:
+            seen.append((trace.get_current_span(), in_call(), baggage.get_baggage("team")))
+            return recorder(request)
+
+        async def ahandler(request: Any) -> Any:
+            return handler(request)
+
+        async def acall() -> None:
+            transport = module.MockTransport(ahandler)
+            async with module.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:11434"
+            ) as client:
+                await client.post("/api/chat", json=CHAT)
+
+        token = context.attach(baggage.set_baggage("team", "search"))
+        try:
+            outer = context.get_current()
+            client = module.Client(
+                transport=module.MockTransport(handler), base_url="http://127.0.0.1:11434"
+            )
+            client.post("/api/chat", json=CHAT)
+            assert outer == context.get_current()
+            asyncio.run(acall())
+            assert outer == context.get_current()
+        finally:
+            context.detach(token)
+        ended = spans.llm()
+        assert 2 == len(ended)
+        for (span, marked, team), finished in zip(seen, ended, strict=True):
+            assert span.get_span_context().span_id == finished.context.span_id
+            assert marked is True
+            assert "search" == team
+        assert not in_call()
+
     def test_body_a_transport_already_read(self, module: Any, spans: Spans) -> None:
         """A transport that hands back a response it read itself: streamed or not, the
         body is parsed whole and the span ends with the response's fields."""
