@@ -14,7 +14,13 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    Counter,
+    Histogram,
+    MeterProvider,
+)
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -218,12 +224,15 @@ def _points(reader: InMemoryMetricReader) -> dict[tuple[str, Any], Any]:
 
 
 @pytest.mark.parametrize("latest", [False, True])
-@pytest.mark.parametrize("setup", ["cumulative", "delta", "view"])
+@pytest.mark.parametrize(
+    "setup", ["cumulative", "delta", "view", "always_on", "always_off", "overflow"]
+)
 def test_fast_fold_writes_what_the_public_api_writes(
     tracer_provider: TracerProvider, latest: bool, setup: str
 ) -> None:
-    """The SDK fast path and ``record``/``add`` give identical points and exemplars,
-    with delta temporality and with a view that drops attributes too."""
+    """The SDK fast path and ``record``/``add`` give identical points and exemplars:
+    with delta temporality, a view that drops attributes, each of the SDK's exemplar
+    filters, and a cardinality limit that sends later label sets to the overflow point."""
     tracer = tracer_provider.get_tracer("t")
     spans = [tracer.start_span(f"s{n}") for n in range(12)]
     calls = [
@@ -238,13 +247,21 @@ def test_fast_fold_writes_what_the_public_api_writes(
                 Histogram: AggregationTemporality.DELTA,
                 Counter: AggregationTemporality.DELTA,
             }
+        if setup == "overflow":
+            kwargs["cardinality_limits"] = {Histogram: 2, Counter: 2}
         reader = InMemoryMetricReader(**kwargs)
         views = (
             [View(instrument_name="*", attribute_keys={"gen_ai.request.model"})]
             if setup == "view"
             else []
         )
-        meter = MeterProvider(metric_readers=[reader], views=views).get_meter("t")
+        exemplar_filter = {
+            "always_on": AlwaysOnExemplarFilter(),
+            "always_off": AlwaysOffExemplarFilter(),
+        }.get(setup)
+        meter = MeterProvider(
+            metric_readers=[reader], views=views, exemplar_filter=exemplar_filter
+        ).get_meter("t")
         rec = metrics.recorder(meter, latest, metrics.ModelCap(), Settings(), limit=100)
         rec._folder = Folder(meter, fast=fast)
         assert fast == rec._folder.fast
@@ -256,6 +273,12 @@ def test_fast_fold_writes_what_the_public_api_writes(
         results.append((first, _points(reader)))
     assert results[0] == results[1]
     assert results[0][0] and results[0][1]
+    exemplars = [
+        e for point in results[0][1].values() if isinstance(point, tuple) for e in point[5]
+    ]
+    assert bool(exemplars) == (setup != "always_off")
+    if setup == "overflow":
+        assert any(("otel.metric.overflow", True) in key[1] for key in results[0][1])
 
 
 def test_unusable_values_are_dropped_as_record_would() -> None:
