@@ -612,3 +612,49 @@ def test_long_unstreamed_answer_read_by_its_ends(
         attrs["otel_llm.tool_calls.ids"],
     )
     assert decoded and max(decoded) <= 2 * 16384
+
+
+def _long_choices_body(reasoning: bool) -> bytes:
+    """A /v1 completion whose middle is more than one string: three long choices, or a
+    long reasoning before a long answer (Ollama's ``reasoning`` field)."""
+    record = json.loads(V1_CHAT_BODY)
+    text = 'She wrote "finish_reason": "stop" in the log. ' * 1_500  # escaped: not a field
+    if reasoning:
+        message = {"role": "assistant", "content": text, "reasoning": "Let me think. " * 5_000}
+        record["choices"] = [{"index": 0, "message": message, "finish_reason": "length"}]
+    else:
+        record["choices"] = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": r}
+            for i, r in enumerate(("stop", "length", "tool_calls"))
+        ]
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("reasoning", [False, True], ids=["three-choices", "reasoning"])
+@pytest.mark.parametrize("piece", [65536, 977, 23])
+def test_long_unstreamed_choices_read_by_search(
+    server: RawServer, spans: Spans, reasoning: bool, piece: int
+) -> None:
+    """A long /v1 answer whose two ends do not make one JSON text still gives its id,
+    every choice's finish reason and its reasoning, however the bytes are cut."""
+    body = _long_choices_body(reasoning)
+    path = f"/choices{piece}{int(reasoning)}/v1/chat/completions"
+    server.replies[path] = Reply(pieces_of(body, piece), {"content-type": "application/json"})
+    with httpx.Client(base_url=server.url) as client:
+        reply = client.post(path, json={**CHAT, "stream": False})
+    assert body == reply.content
+    attrs = spans.one().attributes
+    assert (
+        "chatcmpl-417",
+        ("length",) if reasoning else ("stop", "length", "tool_calls"),
+        26,
+        10,
+        "ollama",
+    ) == (
+        attrs["gen_ai.response.id"],
+        attrs["gen_ai.response.finish_reasons"],
+        attrs["gen_ai.usage.input_tokens"],
+        attrs["gen_ai.usage.output_tokens"],
+        attrs["gen_ai.provider.name"],
+    )
+    assert attrs.get("otel_llm.response.thinking", False) is reasoning

@@ -58,6 +58,16 @@ _ORDINARY: Final = (
 ``tool_calls`` (written after the text by Ollama and OpenAI), no finish, usage or error."""
 _USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
 _MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
+_ID_HEAD: Final = re.compile(rb'\s*\{\s*"id": ?"([^"\\]*)"')
+"""The completion's id: the first field of the body (Ollama and OpenAI write it first)."""
+_FINGERPRINT: Final = re.compile(rb'"system_fingerprint": ?"([^"\\]*)"')
+_FINISH_AT: Final = re.compile(rb'finish_reason":\s*"([^"\\]{1,64})"')
+_REASONING_AT: Final = re.compile(rb'reasoning(?:_content)?":\s*"[^"]')
+"""What a body too long to keep gives from anywhere in it, found by a byte search and
+then matched where found: each choice's finish reason (in choice order) and whether a
+message reasons. A key's closing quote is never inside a string (it would be escaped),
+so neither matches an answer's text."""
+_SCAN_CARRY: Final = 96  # the longest match: a key, ": ", a 64-byte reason and its quotes
 
 
 class OpenAICompatAdapter:
@@ -121,7 +131,7 @@ class OpenAICompatAdapter:
             return SseStream(call)
         if call.operation == sc.EMBEDDINGS:
             return EmbeddingsBody(call, _read_body, _scan_large)
-        return JsonBody(call, _read_body, _scan_large)
+        return ChoicesBody(call)
 
 
 adapter: Final = OpenAICompatAdapter()
@@ -359,6 +369,67 @@ def _read_body(call: LLMCall, obj: Any) -> None:
         for choice in choices:
             if isinstance(choice, Mapping):
                 _read_choice(call, choice, streamed=False)
+
+
+class ChoicesBody(JsonBody):
+    """A chat or text completion body; past ``JsonBody``'s limit, its choices are scanned.
+
+    A body too long to keep is decoded from its two ends when what lies between is one
+    string (a long answer). Several long choices, or a long reasoning before a long
+    answer, leave more than that in the middle; the fields the span needs from the
+    choices (finish reasons, reasoning) are then found by a byte search of every chunk
+    once the body has outgrown the limit, so a body that stays small is not searched.
+    """
+
+    __slots__ = ("_carry", "_reasoning", "_reasons", "_scanning")
+
+    def __init__(self, call: LLMCall) -> None:
+        super().__init__(call, _read_body, self._read_large)
+        self._scanning = False
+        self._carry = b""
+        self._reasons: list[str] = []
+        self._reasoning = False
+
+    def feed(self, data: bytes) -> bool:
+        buffer = self._buffer
+        if self._scanning:
+            carry = self._carry
+            text = carry + data
+        elif buffer.size + len(data) <= buffer.limit:
+            buffer.feed(data)
+            return False
+        else:  # the body outgrows the limit: search what was kept, then every chunk
+            self._scanning = True
+            carry, text = b"", buffer.head + data
+        buffer.feed(data)
+        self._carry = text[-_SCAN_CARRY:]
+        fresh = len(carry)  # a match ending in the carry was counted with the last chunk
+        at = text.find(b"finish_reason")  # a memchr-speed search; the regex only where found
+        while at >= 0:
+            match = _FINISH_AT.match(text, at)
+            if match and match.end() > fresh and len(self._reasons) < MAX_ITEMS:
+                self._reasons.append(match.group(1).decode("utf-8", "replace"))
+            at = text.find(b"finish_reason", at + 13)
+        if not self._reasoning:
+            at = text.find(b"reasoning")
+            while at >= 0 and not self._reasoning:
+                match = _REASONING_AT.match(text, at)
+                self._reasoning = match is not None and match.end() > fresh
+                at = text.find(b"reasoning", at + 9)
+        return False
+
+    def _read_large(self, call: LLMCall, head: bytes, tail: bytes) -> None:
+        _scan_large(call, head, tail)
+        found = _ID_HEAD.match(head)
+        if found:
+            call.response_id = capped(found.group(1).decode("utf-8", "replace"))
+        found = _FINGERPRINT.search(head) or _FINGERPRINT.search(tail)
+        if found and found.group(1).decode("utf-8", "replace") == _OLLAMA_FINGERPRINT:
+            call.provider_confirmed = "ollama"
+        if self._reasons:
+            call.finish_reasons = list(self._reasons)
+        if self._reasoning:
+            call.thinking = True
 
 
 def _scan_large(call: LLMCall, head: bytes, tail: bytes) -> None:
