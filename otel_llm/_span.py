@@ -76,23 +76,27 @@ def end(call: LLMCall) -> None:
     if span is None:
         return
     if span.is_recording():
+        # Our own span's dict is filled in place: the values are built clean here (tuples,
+        # capped strings), as the SDK would store them.
+        own = span.own_attributes() if type(span) is PendingSpan else None
+        attrs = own if own is not None else {}
         if call.operation in sc.MODEL_OPERATIONS:
-            attrs = _model_ops.attributes(call)
+            attrs.update(_model_ops.attributes(call))
         else:
-            attrs = response_attributes(call)
-        if attrs:
-            if type(span) is PendingSpan:
-                span.add_clean(attrs)  # built clean here: tuples, capped strings
-            else:
-                span.set_attributes(attrs)
+            response_attributes(call, attrs)
+        if own is None and attrs:
+            span.set_attributes(attrs)
         if call.error_type is not None:
             span.set_status(Status(StatusCode.ERROR, call.error_message or call.error_type))
     span.end(end_time=call.start_wall_ns + (call.end_ns - call.start_ns))
 
 
-def response_attributes(call: LLMCall) -> dict[str, AttributeValue]:
-    """Everything learnt from the response, as span attributes."""
-    attrs: dict[str, AttributeValue] = {}
+def response_attributes(
+    call: LLMCall, attrs: dict[str, AttributeValue] | None = None
+) -> dict[str, AttributeValue]:
+    """Everything learnt from the response, as span attributes (added to ``attrs``)."""
+    if attrs is None:
+        attrs = {}
     if call.status_code:
         attrs[sc.HTTP_STATUS_CODE] = call.status_code
     if call.provider_confirmed and call.provider_confirmed != call.provider:

@@ -239,10 +239,10 @@ class PendingSpan(trace.Span, ReadableSpan):
         self._instrumentation_info = writer._info
         self._writer: SpanWriter | None = writer  # None once written
 
-    def add_clean(self, attributes: Mapping[str, Any]) -> None:
-        """Attributes already as the SDK stores them (``_span`` builds them so)."""
-        if self._writer is not None:
-            self._attributes.update(attributes)
+    def own_attributes(self) -> dict[str, Any]:
+        """The span's attribute dict, for ``_span`` to add the response's to in place: it
+        builds them as the SDK stores them (tuples, capped strings). Call while recording."""
+        return self._attributes
 
     def get_span_context(self) -> SpanContext:
         return self._context
@@ -256,7 +256,7 @@ class PendingSpan(trace.Span, ReadableSpan):
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         """As the SDK stores it: a sequence as a tuple, None dropped. (``_span`` adds its
-        own attributes, already clean, with ``add_clean``.)"""
+        own attributes, already clean, through ``own_attributes``.)"""
         if self._writer is not None and value is not None:
             self._attributes[key] = tuple(value) if isinstance(value, list) else value
 
