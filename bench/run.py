@@ -44,6 +44,10 @@ STAMP = VENV / ".installed"
 STATUS = VENV / "install-status.json"
 OUT = BENCH / "out"
 RESULTS = BENCH / "RESULTS.md"
+REPO_EXTRAS = "testing,proxy"
+"""The repo's extras in bench/.venv: the mock (testing) and the sidecar proxy's server."""
+PROXY_TARGET_MS = 1.0
+"""The proxy's goal: at most this much added to p50 latency and to time to first chunk."""
 
 CONFIGS = (
     "bare",
@@ -191,7 +195,9 @@ def _last_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 def ensure_venv() -> dict[str, str]:
     """``bench/.venv`` with the repo and the anchors; returns {requirement: why it failed}."""
-    digest = hashlib.sha256(REQS.read_bytes() + (ROOT / "pyproject.toml").read_bytes())
+    digest = hashlib.sha256(
+        REQS.read_bytes() + (ROOT / "pyproject.toml").read_bytes() + REPO_EXTRAS.encode()
+    )
     want = digest.hexdigest()
     if VPY.exists() and STAMP.exists() and STAMP.read_text().strip() == want:
         return dict(json.loads(STATUS.read_text())) if STATUS.exists() else {}
@@ -199,7 +205,7 @@ def ensure_venv() -> dict[str, str]:
     if not VPY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     _pip("--upgrade", "pip")
-    base = _pip("-e", f"{ROOT}[testing]")
+    base = _pip("-e", f"{ROOT}[{REPO_EXTRAS}]")
     if base.returncode != 0:
         sys.exit(f"bench: cannot install the repo into {VENV}: {_last_error(base)}")
     failed: dict[str, str] = {}
@@ -1182,6 +1188,68 @@ def _load1(text: str) -> float:
         return 0.0
 
 
+def measure_proxy(quick: bool, log: Any) -> dict[str, Any]:
+    """``bench/proxy.py`` in bench/.venv: the mock, the proxy as shipped and a load generator
+    in their own processes (the rounds above are over, so they have the machine)."""
+    log("proxy: bench/proxy.py (mock, proxy and load generator as separate processes)")
+    OUT.mkdir(exist_ok=True)
+    out = OUT / "proxy.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(VPY), str(BENCH / "proxy.py"), "--json", str(out)] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        log(f"proxy: failed: {why}")
+        return {"error": why[:300]}
+    return {"servers": json.loads(out.read_text())}
+
+
+def _proxy_module() -> Any:
+    """``bench/proxy.py``, for its report table (stdlib at import, like this file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_proxy_bench", BENCH / "proxy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def proxy_section(proxy: dict[str, Any]) -> str:
+    lines = [
+        "### The sidecar proxy (`bench/proxy.py`)",
+        "",
+        "The mock Ollama, `otel-llm proxy` as shipped (uvicorn, access log on, spans over "
+        "OTLP/HTTP to a local sink) and a minimal asyncio load generator, each its own "
+        "process on this machine, after the rounds above; each request is sent through "
+        "the proxy and straight to the mock in interleaved rounds.",
+        "",
+    ]
+    if "error" in proxy:
+        return "\n".join([*lines, f"unavailable: {proxy['error']}"])
+    module = _proxy_module()
+    for name, result in proxy["servers"].items():
+        lines.append(module.report(f"proxy on {name}", result).replace("### ", "#### ", 1))
+    return "\n".join(lines)
+
+
+def proxy_targets(proxy: dict[str, Any]) -> list[str]:
+    if "error" in proxy:
+        return [f"n/a   [proxy] added p50 and time to first chunk: {proxy['error']}"]
+    result = next(iter(proxy["servers"].values()))  # the server the proxy ships with
+    lines = []
+    for key, what in (("unary", "added p50 latency"), ("ttft", "added p50 time to first chunk")):
+        added = result[key]["proxy"]["added_p50"] * 1000
+        verdict = "PASS" if added <= PROXY_TARGET_MS else "FAIL"
+        lines.append(
+            f"{verdict}  [proxy] {what} ≤ {PROXY_TARGET_MS:g} ms: {added:.3f} ms "
+            f"(IQR of rounds {result[key]['proxy']['added_p50_q1'] * 1000:.3f} … "
+            f"{result[key]['proxy']['added_p50_q3'] * 1000:.3f})"
+        )
+    return lines
+
+
 def write_results(
     plan: Plan, quick: bool, body: str, targets: list[str], meta: dict[str, Any]
 ) -> str:
@@ -1221,7 +1289,8 @@ def write_results(
         lines.append(f"- {LABELS[config]}: unavailable: {why}")
     lines += [
         "",
-        "## Targets (otel_llm spans + metrics: official `ollama` client, requests, aiohttp)",
+        "## Targets (otel_llm spans + metrics: official `ollama` client, requests, aiohttp;"
+        " the sidecar proxy)",
         "",
         "```",
     ]
@@ -1368,6 +1437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     parser.add_argument(
+        "--no-proxy", action="store_true", help="skip the sidecar proxy's table (bench/proxy.py)"
+    )
+    parser.add_argument(
         "--baseline",
         metavar="DIR",
         help="a directory with another otel_llm package (e.g. `git archive REV otel_llm | "
@@ -1449,6 +1521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
     for config in unavailable:
         rss.setdefault(config, {"error": f"unavailable: {unavailable[config]}"})
+    proxy = None if args.no_proxy else measure_proxy(args.quick, log)
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
@@ -1481,6 +1554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "rss": rss,
         "checks": checks,
+        "proxy": proxy,
     }
     OUT.mkdir(exist_ok=True)
     (OUT / "raw.json").write_text(json.dumps(raw))
@@ -1518,9 +1592,13 @@ def render(raw: dict[str, Any], write: bool) -> None:
         "streams": bare_row.n_streams,
     }
     body, targets = report(plan, tables, rss, meta, checks, summarise_paired(cells))
+    proxy = raw.get("proxy")
+    if proxy is not None:
+        body = body.rstrip() + "\n\n" + proxy_section(proxy) + "\n"
+        targets = targets + proxy_targets(proxy)
     print()
     print(body)
-    print("Targets (otel_llm spans + metrics: official ollama client, requests, aiohttp):")
+    print("Targets (otel_llm spans + metrics: official ollama client, requests, aiohttp; proxy):")
     for line in targets:
         print("  " + line)
     if write:
