@@ -133,6 +133,32 @@ class TestLifecycle:
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.url)
 
+    def test_idle_connection_stays_open_and_stop_closes_it(self) -> None:
+        """Like Ollama's Go server, the mock keeps an idle keep-alive connection past
+        uvicorn's 5 s default (a pooled client reuses it mid-POST), and ``stop`` still
+        closes it at once."""
+        request = (
+            b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s"
+        )
+        body = b'{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}'
+        server = MockOllama().start()
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                replies = []
+                for pause in (0.0, 6.0):  # the second request after uvicorn's default idle
+                    time.sleep(pause)
+                    sock.sendall(request % (len(body), body))
+                    replies.append(_one_response(sock))
+                assert [200, 200] == [code for code, _ in replies]
+                assert all(b'"done":true' in reply for _, reply in replies)
+                started = time.monotonic()
+                server.stop()
+                assert b"" == sock.recv(1)  # closed by the server, not by a timeout
+                assert time.monotonic() - started < 5
+        finally:
+            server.stop()
+
     def test_cli_serves_until_interrupt(self) -> None:
         """`mock-ollama` prints its URL, serves, and exits 0 on Ctrl-C."""
         root = Path(__file__).resolve().parents[1]
@@ -621,3 +647,22 @@ class TestWire:
             head.content,
             head.headers["content-length"],
         )
+
+
+def _one_response(sock: socket.socket) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 response with a Content-Length body from ``sock``."""
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("the server closed the connection")
+        return chunk
+
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += more()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += more()
+    return int(head.split(b" ", 2)[1]), rest[:length]

@@ -15,6 +15,9 @@ from otel_llm.testing.mock_ollama._app import _App
 from otel_llm.testing.mock_ollama._content import _aliases, _full_name
 from otel_llm.testing.mock_ollama._scenario import DEFAULT_MODELS, RecordedRequest, Scenario
 
+_KEEP_ALIVE = 600
+"""Seconds an idle keep-alive connection stays open (closed at once on ``stop``)."""
+
 
 class MockOllama:
     """A real Ollama-shaped HTTP server on 127.0.0.1, run by uvicorn in a daemon thread.
@@ -79,6 +82,10 @@ class MockOllama:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=2,
+            # Ollama's Go server sets no idle timeout: a client's pooled connection stays
+            # open. uvicorn's default (5 s) closes it under a client about to reuse it,
+            # which fails a POST mid-write (aiohttp), as a real Ollama never does.
+            timeout_keep_alive=_KEEP_ALIVE,
         )
         server = QuietServer(config)
         thread = threading.Thread(
