@@ -120,6 +120,8 @@ def _observed_reader(base: Any) -> type:
             return await observe(self, base.readany)  # type: ignore[no-any-return]
 
         async def readuntil(self, separator: bytes = b"\n", **kwargs: Any) -> bytes:
+            if not kwargs:  # every line of ``async for line in resp.content``: no partial
+                return await observe(self, base.readuntil, separator)  # type: ignore[no-any-return]
             read = functools.partial(base.readuntil, separator=separator, **kwargs)
             return await observe(self, read)  # type: ignore[no-any-return]
 
