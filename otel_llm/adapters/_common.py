@@ -173,7 +173,7 @@ class JsonBody:
             if obj is not None:
                 self._on_object(self.call, obj)
             else:
-                self._on_large(self.call, buffer.head, buffer.tail)
+                self._large(buffer.head, buffer.tail)
             return
         obj = loads(whole)
         if obj is None:
@@ -182,6 +182,10 @@ class JsonBody:
                 self.call.error_message = "response body is not JSON"
             return
         self._on_object(self.call, obj)
+
+    def _large(self, head: bytes, tail: bytes) -> None:
+        """A body whose ends do not join: what its two ends give (subclasses add more)."""
+        self._on_large(self.call, head, tail)
 
 
 _VECTOR: Final = re.compile(rb'\[[-0-9]|"embedding": ?"')

@@ -384,7 +384,7 @@ class ChoicesBody(JsonBody):
     __slots__ = ("_carry", "_reasoning", "_reasons", "_scanning")
 
     def __init__(self, call: LLMCall) -> None:
-        super().__init__(call, _read_body, self._read_large)
+        super().__init__(call, _read_body, _scan_large)
         self._scanning = False
         self._carry = b""
         self._reasons: list[str] = []
@@ -418,8 +418,9 @@ class ChoicesBody(JsonBody):
                 at = text.find(b"reasoning", at + 9)
         return False
 
-    def _read_large(self, call: LLMCall, head: bytes, tail: bytes) -> None:
-        _scan_large(call, head, tail)
+    def _large(self, head: bytes, tail: bytes) -> None:
+        super()._large(head, tail)
+        call = self.call
         found = _ID_HEAD.match(head)
         if found:
             call.response_id = capped(found.group(1).decode("utf-8", "replace"))
