@@ -222,8 +222,8 @@ class PendingSpan(trace.Span, ReadableSpan):
         start_ns: int,
         writer: SpanWriter,
     ) -> None:
-        # ReadableSpan's fields, set here rather than by its __init__ (keyword handling,
-        # a default Resource): the writer holds the resource and scope already.
+        # ReadableSpan's fields, set here rather than through its __init__ and its twelve
+        # keyword arguments: the writer holds the resource and scope already.
         self._context = context
         self._name = name
         self._parent = parent
