@@ -7,9 +7,10 @@ about half of what otel_llm added to a call (``bench/RESULTS.md``). Our attribut
 already clean (typed, capped at ``semconv.MAX_TEXT_LENGTH``) and our spans carry no
 events or links, so ``SpanWriter`` does what ``start_span`` does with less: at the start,
 the sampler's decision and the ids (``traceparent``, exemplars and child spans see the
-real span context); until the end, the attributes in a plain dict; at the end, one
-``ReadableSpan`` handed to the processors' ``on_end``, as logfire hands over its pending
-spans. Processors see the same span, just never a mutable one in ``on_start``.
+real span context); until the end, the attributes in a plain dict; at the end, the span
+itself handed to the processors' ``on_end``: like the SDK's own ``Span``, it is a
+``ReadableSpan``, and logfire hands over its pending spans the same way. Processors see
+the same span, just never a mutable one in ``on_start``.
 
 So the lean path is taken only where that cannot be noticed, decided once per tracer
 and re-checked when the provider's processors change (the SDK swaps its tuple): an SDK
@@ -179,9 +180,8 @@ class SpanWriter:
             return trace.NonRecordingSpan(span_context)
         return PendingSpan(span_context, name, parent, attributes, start_ns, self)
 
-    def write(self, span: PendingSpan, end_ns: int) -> None:
+    def write(self, span: PendingSpan) -> None:
         """Hand ``span``, finished, to the processors: it is its own ``ReadableSpan``."""
-        span._end_time = end_ns
         self._processors.on_end(span)
 
 
@@ -302,9 +302,8 @@ class PendingSpan(trace.Span, ReadableSpan):
         writer, self._writer = self._writer, None
         if writer is None:
             return  # ended already
-        if end_time is None:
-            end_time = time_ns()
-        writer.write(self, end_time)
+        self._end_time = time_ns() if end_time is None else end_time
+        writer.write(self)
 
     def __repr__(self) -> str:
         return f"PendingSpan({self._name!r}, {self._context!r})"
