@@ -135,8 +135,8 @@ class TestLifecycle:
 
     def test_idle_connection_stays_open_and_stop_closes_it(self) -> None:
         """Like Ollama's Go server, the mock keeps an idle keep-alive connection past
-        uvicorn's 5 s default (a pooled client reuses it mid-POST), and ``stop`` still
-        closes it at once."""
+        uvicorn's 5 s default (a pooled client reuses it mid-POST), and it is closed by the
+        time ``stop`` returns."""
         request = (
             b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s"
@@ -152,10 +152,9 @@ class TestLifecycle:
                     replies.append(_one_response(sock))
                 assert [200, 200] == [code for code, _ in replies]
                 assert all(b'"done":true' in reply for _, reply in replies)
-                started = time.monotonic()
                 server.stop()
-                assert b"" == sock.recv(1)  # closed by the server, not by a timeout
-                assert time.monotonic() - started < 5
+                sock.setblocking(False)  # already closed when stop() returns: no waiting
+                assert b"" == sock.recv(1)
         finally:
             server.stop()
 
