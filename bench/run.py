@@ -677,7 +677,7 @@ def paired_table(paired: Paired) -> list[str]:
         cells = [
             f"**{f1(s[0])}** ({rng(s[1])})" if s is not None else "not measured" for s in sizes
         ]
-        spread = _spread(sizes)
+        spread = _spread(sizes) if config != "bare" else None  # bare's pairs are ~0 µs
         shown = "—" if spread is None else f"{100 * spread:.0f}%"
         body.append([f"`{kind}`", LABELS[config], *cells, shown])
     md += _table(["client", "config", "1 KB", "100 KB", "1 MB", "most off 1 KB"], body)
