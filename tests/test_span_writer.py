@@ -38,7 +38,7 @@ from opentelemetry.trace import (
 
 import otel_llm
 from otel_llm import _state
-from otel_llm._span_writer import SpanWriter
+from otel_llm._span_writer import PendingSpan, SpanWriter
 from otel_llm.testing.mock_ollama import MockOllama, Scenario
 
 BODY = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
@@ -256,8 +256,8 @@ def test_default_samplers_answered_as_they_would(sampler: Sampler) -> None:
         if ctx is not None:
             assert ours_ctx.trace_id == sdk_ctx.trace_id == 0xABC
         if sdk.is_recording():
-            assert isinstance(sdk, Span)
-            assert dict(getattr(ours, "attributes", {})) == dict(sdk.attributes or {})
+            assert isinstance(sdk, Span) and isinstance(ours, PendingSpan)
+            assert dict(ours.attributes or {}) == dict(sdk.attributes or {})
         sdk.end()
         ours.end()
     # whether a parent was sampled decides, for DEFAULT_ON; ALWAYS_ON records every span
