@@ -7,10 +7,6 @@
 * ``bench-stream``: ``--chunks`` content chunks (200), ``--chunk-delay`` apart, so each
   chunk reaches the client in its own read, as tokens from a real Ollama do.
 * ``bench-rss``: ``--rss-chunks`` content chunks (50,000), back to back (memory only).
-* ``bench-think``: the default reply after ``--think`` seconds (20 ms), as a model that
-  takes time to answer: the prompt-size pairs (``_worker.run_paired``) use it, so that a
-  1 MB prompt does not make the client wait longer than a 1 KB one (the mock takes
-  milliseconds to read 1 MB), and what changes between them is the prompt alone.
 
 Prints the base URL on the first line of stdout, then serves until killed.
 """
@@ -27,7 +23,6 @@ from otel_llm.testing.mock_ollama import MockOllama, Scenario
 CALL_MODEL = "bench-call"
 STREAM_MODEL = "bench-stream"
 RSS_MODEL = "bench-rss"
-THINK_MODEL = "bench-think"
 
 
 def main() -> int:
@@ -36,13 +31,11 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--chunk-delay", type=float, default=0.0002)
     parser.add_argument("--rss-chunks", type=int, default=50_000)
-    parser.add_argument("--think", type=float, default=0.02)
     args = parser.parse_args()
     scenarios = {
         CALL_MODEL: Scenario(),
         STREAM_MODEL: Scenario(chunks=args.chunks, chunk_delay=args.chunk_delay),
         RSS_MODEL: Scenario(chunks=args.rss_chunks),
-        THINK_MODEL: Scenario(ttft=args.think),
     }
     mock = MockOllama(scenarios, models=list(scenarios), port=args.port)
     mock.requests = _Discard()  # no per-request record: 100,000s of requests, steady memory

@@ -17,7 +17,6 @@ commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a
   order; ``cpu`` holds each pair's difference (traced minus suppressed). Both calls
   share one heap and one cache state, so a per-byte cost shows without the layout
   differences between processes that move large-prompt cells for every config alike.
-  The pairs call ``bench-think``, which answers after a fixed wait at every prompt size.
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
@@ -59,7 +58,6 @@ from opentelemetry.sdk.trace.export import (
 CALL_MODEL = "bench-call"
 STREAM_MODEL = "bench-stream"
 RSS_MODEL = "bench-rss"
-THINK_MODEL = "bench-think"
 PROMPT_BYTES = {"": 1_000, "100k": 100_000, "1m": 1_000_000}
 """Prompt sizes: a kind's ``@100k`` / ``@1m`` suffix; 1 KB without one."""
 CLIENTS = ("ollama", "openai", "httpx", "requests", "aiohttp")
@@ -292,10 +290,8 @@ def _done(client: str, reply: Any) -> bool:
     return bool(reply["done"])
 
 
-def run_calls(
-    c: Clients, kind: str, n: int, model: str = CALL_MODEL
-) -> tuple[list[float], list[float]]:
-    """N unstreamed calls to ``model``; per call CPU and wall seconds."""
+def run_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
+    """N unstreamed calls; per call CPU and wall seconds."""
     client, _, size = parse_kind(kind)
     msgs = messages(size)
     cpu: list[float] = []
@@ -304,13 +300,13 @@ def run_calls(
     call: Callable[[], Any]
     if client == "ollama":
         chat = c.ollama.chat
-        call = lambda: chat(model=model, messages=msgs)  # noqa: E731
+        call = lambda: chat(model=CALL_MODEL, messages=msgs)  # noqa: E731
     elif client == "openai":
         create = c.openai.chat.completions.create
-        call = lambda: create(model=model, messages=msgs)  # noqa: E731
+        call = lambda: create(model=CALL_MODEL, messages=msgs)  # noqa: E731
     else:
         session = c.requests if client == "requests" else c.httpx
-        post, url, body = session.post, c.chat_url, _body(model, False, msgs)
+        post, url, body = session.post, c.chat_url, _body(CALL_MODEL, False, msgs)
         call = lambda: post(url, json=body).json()  # noqa: E731
     for _ in range(n):
         t0, w0 = tt(), pc()
@@ -322,22 +318,20 @@ def run_calls(
     return cpu, wall
 
 
-async def arun_calls(
-    c: Clients, kind: str, n: int, model: str = CALL_MODEL
-) -> tuple[list[float], list[float]]:
+async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
     """Async twin of ``run_calls`` (CPU of the loop thread, which is this one)."""
     client, _, size = parse_kind(kind)
     msgs = messages(size)
     cpu: list[float] = []
     wall: list[float] = []
     tt, pc = time.thread_time, time.perf_counter
-    body = _body(model, False, msgs)
+    body = _body(CALL_MODEL, False, msgs)
     for _ in range(n):
         t0, w0 = tt(), pc()
         if client == "ollama":
-            reply = await c.aollama.chat(model=model, messages=msgs)
+            reply = await c.aollama.chat(model=CALL_MODEL, messages=msgs)
         elif client == "openai":
-            reply = await c.aopenai.chat.completions.create(model=model, messages=msgs)
+            reply = await c.aopenai.chat.completions.create(model=CALL_MODEL, messages=msgs)
         elif client == "aiohttp":
             async with c.aiohttp.post(c.chat_url, json=body) as response:
                 reply = await response.json()
@@ -353,23 +347,19 @@ async def arun_calls(
 def run_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
     """N pairs of calls, traced and suppressed, in alternating order (which goes first in
     the first pair: ``first``), after one untimed call, so that neither side always takes
-    the batch's cold first call; each pair's CPU difference in seconds.
-
-    The calls go to ``bench-think``, which answers after a fixed time: how long the
-    calling thread waits changes what the code run after the wait costs (the core is
-    slower to run it after idling), so the wait is held equal across prompt sizes."""
+    the batch's cold first call; each pair's CPU difference in seconds."""
     with suppress_instrumentation():
-        run_calls(c, kind, 1, THINK_MODEL)
+        run_calls(c, kind, 1)
     diffs: list[float] = []
     for i in range(first, first + n):
         if i % 2:
-            traced = run_calls(c, kind, 1, THINK_MODEL)[0][0]
+            traced = run_calls(c, kind, 1)[0][0]
             with suppress_instrumentation():
-                plain = run_calls(c, kind, 1, THINK_MODEL)[0][0]
+                plain = run_calls(c, kind, 1)[0][0]
         else:
             with suppress_instrumentation():
-                plain = run_calls(c, kind, 1, THINK_MODEL)[0][0]
-            traced = run_calls(c, kind, 1, THINK_MODEL)[0][0]
+                plain = run_calls(c, kind, 1)[0][0]
+            traced = run_calls(c, kind, 1)[0][0]
         diffs.append(traced - plain)
     return diffs
 
@@ -377,17 +367,17 @@ def run_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
 async def arun_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
     """Async twin of ``run_paired``."""
     with suppress_instrumentation():
-        await arun_calls(c, kind, 1, THINK_MODEL)
+        await arun_calls(c, kind, 1)
     diffs: list[float] = []
     for i in range(first, first + n):
         if i % 2:
-            traced = (await arun_calls(c, kind, 1, THINK_MODEL))[0][0]
+            traced = (await arun_calls(c, kind, 1))[0][0]
             with suppress_instrumentation():
-                plain = (await arun_calls(c, kind, 1, THINK_MODEL))[0][0]
+                plain = (await arun_calls(c, kind, 1))[0][0]
         else:
             with suppress_instrumentation():
-                plain = (await arun_calls(c, kind, 1, THINK_MODEL))[0][0]
-            traced = (await arun_calls(c, kind, 1, THINK_MODEL))[0][0]
+                plain = (await arun_calls(c, kind, 1))[0][0]
+            traced = (await arun_calls(c, kind, 1))[0][0]
         diffs.append(traced - plain)
     return diffs
 

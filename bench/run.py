@@ -121,7 +121,7 @@ PAIRED_KINDS = ("ollama-sync", "ollama-async")
 PAIRED_SIZES = ("", "100k", "1m")
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
-PAIRED_BATCH = {"": 2, "100k": 1, "1m": 3}  # pairs per batch (each call waits Plan.think)
+PAIRED_BATCH = {"": 6, "100k": 3, "1m": 2}  # pairs per batch
 PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
@@ -147,7 +147,6 @@ class Plan:
     rss_chunks: int
     rss_reps: int
     min_rounds: int  # the time budget never cuts a run below this many rounds
-    think: float = 0.0  # seconds the paired calls' model takes to answer (server --think)
 
 
 # Small batches, many rounds: configurations compared within a round ran within a
@@ -162,7 +161,6 @@ FULL = Plan(
     rss_chunks=50_000,
     rss_reps=3,
     min_rounds=30,
-    think=0.02,
 )
 QUICK = Plan(
     rounds=20,
@@ -174,7 +172,6 @@ QUICK = Plan(
     rss_chunks=50_000,
     rss_reps=1,
     min_rounds=10,
-    think=0.02,
 )
 
 
@@ -268,8 +265,6 @@ class Server:
                 "0",
                 "--rss-chunks",
                 str(plan.rss_chunks),
-                "--think",
-                str(plan.think),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -662,19 +657,7 @@ def _spread(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float 
     return max(abs(m - medians[0]) for m in medians) / medians[0]
 
 
-def _waiting(think: float) -> str:
-    if not think:
-        return "The model answers at once (a run from before the paired calls waited)."
-    return (
-        f"The model answers after {think * 1000:.0f} ms at every size, so the calling "
-        "thread waits as long with a 1 MB prompt as with a 1 KB one. The same code costs "
-        "more CPU time after the core idled (cold caches or a lowered clock: a VM does not "
-        "tell which), and the cells above, where the mock answers a 1 KB prompt at once "
-        "and a 1 MB one only after reading it, mix that in."
-    )
-
-
-def paired_table(paired: Paired, think: float) -> list[str]:
+def paired_table(paired: Paired) -> list[str]:
     md = [
         "### Prompt size, paired in one process: added CPU per unstreamed call",
         "",
@@ -682,8 +665,7 @@ def paired_table(paired: Paired, think: float) -> list[str]:
         "same worker, the two calls of a pair back to back in alternating order; median "
         "over rounds of each round's median pair, 95% CI. One process means one heap: the "
         "cross-process cells above also move with allocator and cache layout, which the "
-        f"A/A row shows at 100 KB and 1 MB. {_waiting(think)} Bare here is the null "
-        "check: both calls of its "
+        "A/A row shows at 100 KB and 1 MB. Bare here is the null check: both calls of its "
         f"pairs are bare. {PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and "
         f"{PAIRED_BATCH['1m']} pairs per batch.)",
         "",
@@ -925,7 +907,7 @@ def report(
         body,
     )
     md.append("")
-    md += paired_table(paired, plan.think)
+    md += paired_table(paired)
 
     md += [
         f"### Peak RSS over one {plan.rss_chunks:,}-chunk stream (`{RSS_KIND}`, a fresh "
@@ -988,7 +970,7 @@ def report(
     md += _table(["config", "spans exported", "span names", "metrics collected"], body)
     md.append("")
 
-    targets = evaluate_targets(tables, rss, paired, plan.think)
+    targets = evaluate_targets(tables, rss, paired)
     return "\n".join(md), targets
 
 
@@ -1064,7 +1046,7 @@ def frontends_table(tables: dict[str, list[Row]]) -> list[str]:
 
 
 def evaluate_targets(
-    tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]], paired: Paired, think: float
+    tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]], paired: Paired
 ) -> list[str]:
     lines: list[str] = []
 
@@ -1145,8 +1127,7 @@ def evaluate_targets(
             detail = f"{figures} µs at 1 KB / 100 KB / 1 MB (limit ±{FLAT:.0%} of 1 KB)"
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU per unstreamed call flat from 1 KB to 1 MB "
-            f"prompts (paired in one process, the model answering after "
-            f"{think * 1000:.0f} ms): {detail}"
+            f"prompts (paired in one process): {detail}"
         )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
     if "growth_kb" in ours and "growth_kb" in bare:
