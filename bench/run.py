@@ -119,10 +119,15 @@ MODES = ("call", "stream")
 SIZED_BATCH = {"100k": 5, "1m": 2}  # calls per batch for the large prompts (slow clients)
 PAIRED_KINDS = ("ollama-sync", "ollama-async")
 PAIRED_SIZES = ("", "100k", "1m")
+PAIRED_CONTROL = "1k-after-1m"  # a 1 KB call after the app JSON-encodes 1 MB (_worker.AFTER_ENCODE)
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
-PAIRED_BATCH = {"": 6, "100k": 3, "1m": 2}  # pairs per batch
-PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
+PAIRED_BATCH = {"": 6, "100k": 3, "1m": 2, PAIRED_CONTROL: 6}  # pairs per batch
+PAIRED_CELLS = tuple(
+    (f"{k}@{z}" if z else k, "paired")
+    for k in PAIRED_KINDS
+    for z in (*PAIRED_SIZES, PAIRED_CONTROL)
+)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
     tuple((k, m) for k in KINDS for m in MODES)
@@ -628,7 +633,8 @@ def summarise(
 
 
 Paired = dict[tuple[str, str], list[tuple[float, tuple[float, float]] | None]]
-"""(config, kind) -> per prompt size (``PAIRED_SIZES``): added µs, median over rounds, CI."""
+"""(config, kind) -> per prompt size (``PAIRED_SIZES``, then ``PAIRED_CONTROL``): added µs,
+median over rounds, CI."""
 
 
 def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
@@ -637,7 +643,7 @@ def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
     for config in PAIRED_CONFIGS:
         for kind in PAIRED_KINDS:
             sizes: list[tuple[float, tuple[float, float]] | None] = []
-            for size in PAIRED_SIZES:
+            for size in (*PAIRED_SIZES, PAIRED_CONTROL):
                 cell = cells.get((config, f"{kind}@{size}" if size else kind, "paired"))
                 if cell is None or cell.broken or not cell.rounds:
                     sizes.append(None)
@@ -649,8 +655,9 @@ def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
 
 
 def _spread(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float | None:
-    """How far the farthest size is from the 1 KB figure, as a fraction of it; None when a
-    size is missing or the 1 KB figure is not above zero."""
+    """How far the farthest prompt size is from the 1 KB figure, as a fraction of it; None
+    when a size is missing or the 1 KB figure is not above zero (the control is not a size)."""
+    sizes = sizes[: len(PAIRED_SIZES)]
     medians = [s[0] for s in sizes if s is not None]
     if not medians or len(medians) != len(sizes) or medians[0] <= 0:
         return None
@@ -667,7 +674,12 @@ def paired_table(paired: Paired) -> list[str]:
         "cross-process cells above also move with allocator and cache layout, which the "
         "A/A row shows at 100 KB and 1 MB. Bare here is the null check: both calls of its "
         f"pairs are bare. {PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and "
-        f"{PAIRED_BATCH['1m']} pairs per batch.)",
+        f"{PAIRED_BATCH['1m']} pairs per batch. *1 KB after 1 MB*: the control, a 1 KB call "
+        "made right after the app has JSON-encoded a 1 MB prompt of its own (untimed, in "
+        f"both calls of a pair; {PAIRED_BATCH[PAIRED_CONTROL]} pairs per batch): what the "
+        "app's big-object work near the call does to the same instrumentation code, with "
+        "no large prompt passing through it; the last column compares the 1 MB prompt "
+        "with it.)",
         "",
     ]
     body = []
@@ -677,12 +689,37 @@ def paired_table(paired: Paired) -> list[str]:
         cells = [
             f"**{f1(s[0])}** ({rng(s[1])})" if s is not None else "not measured" for s in sizes
         ]
+        cells += ["not measured"] * (len(PAIRED_SIZES) + 1 - len(cells))
         spread = _spread(sizes) if config != "bare" else None  # bare's pairs are ~0 µs
         shown = "—" if spread is None else f"{100 * spread:.0f}%"
-        body.append([f"`{kind}`", LABELS[config], *cells, shown])
-    md += _table(["client", "config", "1 KB", "100 KB", "1 MB", "most off 1 KB"], body)
+        control = _control_gap(sizes) if config != "bare" else None
+        against = "—" if control is None else f"{100 * control:+.0f}%"
+        body.append([f"`{kind}`", LABELS[config], *cells[:3], shown, cells[3], against])
+    md += _table(
+        [
+            "client",
+            "config",
+            "1 KB",
+            "100 KB",
+            "1 MB",
+            "most off 1 KB",
+            "1 KB after 1 MB",
+            "1 MB vs 1 KB after 1 MB",
+        ],
+        body,
+    )
     md.append("")
     return md
+
+
+def _control_gap(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float | None:
+    """The 1 MB prompt's figure against the control's (``PAIRED_CONTROL``), as a fraction."""
+    if len(sizes) <= len(PAIRED_SIZES):
+        return None
+    big, control = sizes[len(PAIRED_SIZES) - 1], sizes[len(PAIRED_SIZES)]
+    if big is None or control is None or control[0] <= 0:
+        return None
+    return (big[0] - control[0]) / control[0]
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -1123,8 +1160,14 @@ def evaluate_targets(
         if ok is None:
             detail = "not measured in this run"
         else:
-            figures = " / ".join(f1(z[0]) for z in sizes if z is not None)
+            figures = " / ".join(f1(z[0]) for z in sizes[: len(PAIRED_SIZES)] if z is not None)
             detail = f"{figures} µs at 1 KB / 100 KB / 1 MB (limit ±{FLAT:.0%} of 1 KB)"
+            gap, control = _control_gap(sizes), sizes[len(PAIRED_SIZES) :]
+            if gap is not None and control[0] is not None:
+                detail += (
+                    f"; a 1 KB call after the app JSON-encodes 1 MB: {f1(control[0][0])} µs "
+                    f"(1 MB {100 * gap:+.0f}% of it)"
+                )
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU per unstreamed call flat from 1 KB to 1 MB "
             f"prompts (paired in one process): {detail}"
