@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from otel_llm._types import LLMCall, Parser
+from otel_llm._types import LLMCall, Parser, Steady
 
 __all__ = ["MAX_PIECE", "DecodedParser", "decoded", "supported"]
 
@@ -172,6 +172,8 @@ class DecodedParser:
     """A parser fed the decoded body; a body that does not decode is ``invalid_response``."""
 
     __slots__ = ("_decoders", "_failed", "_inner", "call")
+
+    steady: Steady | None = None  # the raw chunks are compressed: each goes to the decoder
 
     def __init__(self, inner: Parser, decoders: list[Decoder], call: LLMCall) -> None:
         self._inner = inner

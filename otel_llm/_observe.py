@@ -1,7 +1,8 @@
 """[4] Watch a response body go by without touching it.
 
 ``response.stream`` is replaced by an observer that yields every chunk
-unchanged, feeds a copy-free view of it to the adapter's parser, and ends the
+unchanged, feeds a copy-free view of it to the adapter's parser (or, once the
+parser says a stream is steady, counts an ordinary record itself), and ends the
 call exactly once: on the final record, at exhaustion, on ``close``/``aclose``,
 on any exception while reading (``BaseException``, so cancellation too), or
 when an abandoned response is garbage-collected. The classes are built per
@@ -14,17 +15,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, Final
 
 from otel_llm._finish import finish
 from otel_llm._guard import report
-from otel_llm._types import LLMCall, Parser
+from otel_llm._types import LLMCall, Parser, Steady
 
 __all__ = ["make_observers"]
 
 
 def _feed_nothing(data: bytes) -> bool:
     return False
+
+
+_NEVER: Final = Steady(b"", (), 0)
+"""Not steady: with no tails to test, every chunk goes to the parser's feed."""
 
 
 class _ObserverBase:
@@ -54,6 +59,12 @@ class _ObserverBase:
         report("otel_llm._observe.parser_feed", exc)
         return _feed_nothing
 
+    def _steady(self, feed: Callable[[bytes], bool]) -> Steady:
+        """What a chunk must look like to be counted here (``Steady``); after every feed."""
+        if feed is _feed_nothing:
+            return _NEVER
+        return self._parser.steady or _NEVER
+
     def _step(self, feed: Callable[[bytes], bool], chunk: bytes) -> Callable[[bytes], bool]:
         """Feed one chunk outside the loop; the feed to use from now on."""
         try:
@@ -78,8 +89,7 @@ class ObservedStream(_ObserverBase):
         feed: Callable[[bytes], bool] = self._parser.feed
         chunks = iter(self._inner)
         try:
-            # Until the first byte, stamp time to first chunk; then the steady state costs
-            # one parser call per chunk (a zero-cost ``try``), and nothing after the final.
+            # Until the first byte, stamp time to first chunk.
             for chunk in chunks:
                 if chunk:
                     call.first_chunk_ns = perf_counter_ns()
@@ -87,13 +97,26 @@ class ObservedStream(_ObserverBase):
                     yield chunk
                     break
                 yield chunk
+            # Then an ordinary record (``Steady``) is counted here, with no call into the
+            # parser: a few byte tests per chunk for most of a stream. Anything else is fed.
+            head, tail, lines = _NEVER  # until a chunk fed in the loop says otherwise
             for chunk in chunks:
                 try:
-                    if feed(chunk):
-                        finish(call, "final")
-                        feed = _feed_nothing
+                    if (
+                        tail
+                        and chunk.endswith(tail)
+                        and chunk.count(b"\n") == lines
+                        and (not head or chunk.startswith(head))
+                    ):
+                        call.chunks += 1
+                    else:
+                        if feed(chunk):
+                            finish(call, "final")
+                            feed = _feed_nothing
+                        head, tail, lines = self._steady(feed)
                 except Exception as exc:
                     feed = self._parse_failed(exc)
+                    head, tail, lines = _NEVER
                 yield chunk
         except GeneratorExit:
             finish(call, "close")
@@ -125,13 +148,24 @@ class AsyncObservedStream(_ObserverBase):
                     yield chunk
                     break
                 yield chunk
+            head, tail, lines = _NEVER
             async for chunk in chunks:
                 try:
-                    if feed(chunk):
-                        finish(call, "final")
-                        feed = _feed_nothing
+                    if (
+                        tail
+                        and chunk.endswith(tail)
+                        and chunk.count(b"\n") == lines
+                        and (not head or chunk.startswith(head))
+                    ):
+                        call.chunks += 1
+                    else:
+                        if feed(chunk):
+                            finish(call, "final")
+                            feed = _feed_nothing
+                        head, tail, lines = self._steady(feed)
                 except Exception as exc:
                     feed = self._parse_failed(exc)
+                    head, tail, lines = _NEVER
                 yield chunk
         except GeneratorExit:
             finish(call, "close")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from otel_llm._config import Settings
 
-__all__ = ["Adapter", "Endpoint", "LLMCall", "Parser", "Routes"]
+__all__ = ["Adapter", "Endpoint", "LLMCall", "Parser", "Routes", "Steady"]
 
 
 class LLMCall:
@@ -132,8 +132,26 @@ class LLMCall:
             self.tool_call_ids.append(call_id)
 
 
+class Steady(NamedTuple):
+    """A stream parser's steady state, told to the observer.
+
+    Past its first records, a stream is ordinary records the parser only counts. A
+    chunk that starts with ``head`` (if any), ends with (one of) ``tail`` and holds
+    ``lines`` newlines is one of those: the observer adds it to ``LLMCall.chunks``
+    itself and spares a call into the parser for every token.
+    """
+
+    head: bytes
+    tail: tuple[bytes, ...]
+    lines: int
+
+
 class Parser(Protocol):
     """Sans-I/O reader of one response body; the observer feeds it raw bytes."""
+
+    @property
+    def steady(self) -> Steady | None:
+        """Set while the next ordinary record would only be counted; read after a feed."""
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes; return True once the final record has been read."""

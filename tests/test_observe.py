@@ -404,3 +404,127 @@ def test_wsgi_and_asgi_transports(kind: str, spans: Spans) -> None:
         assert body == asyncio.run(run())
     attrs = spans.one().attributes
     assert (173, "ollama.local") == (attrs["gen_ai.usage.input_tokens"], attrs["server.address"])
+
+
+# --- the steady state: ordinary records counted by the observer --------------------------
+
+_TOKENS = 40
+STREAMED = {**CHAT, "stream": True}
+
+
+def _ndjson_records() -> list[bytes]:
+    """Thinking, then ordinary records with a tool call among them, then the final one."""
+    ordinary = [
+        b'{"model":"qwen3:8b","created_at":"2025-11-03T14:05:40.1Z","message":'
+        b'{"role":"assistant","content":"tok%d"},"done":false}\n' % i
+        for i in range(_TOKENS)
+    ]
+    return [NDJSON_CHAT[0], *ordinary[:25], NDJSON_CHAT[2], *ordinary[25:], NDJSON_CHAT[3]]
+
+
+def _sse_records() -> list[bytes]:
+    first, ordinary, *ending = SSE_CHAT
+    return [first, *[ordinary.replace(b'"!"', b'"tok%d"' % i) for i in range(_TOKENS)], *ending]
+
+
+def _chunkings(records: list[bytes]) -> dict[str, list[bytes]]:
+    body = b"".join(records)
+    return {
+        "one record per chunk": records,
+        "two records per chunk": [b"".join(records[i : i + 2]) for i in range(0, len(records), 2)],
+        "cut inside records": [body[i : i + 97] for i in range(0, len(body), 97)],
+        "cut after each newline but one": [
+            piece for record in records for piece in (record[:-1], record[-1:])
+        ],
+    }
+
+
+_STREAMS = [
+    pytest.param("/api/chat", "application/x-ndjson", _ndjson_records(), id="ndjson"),
+    pytest.param("/v1/chat/completions", "text/event-stream", _sse_records(), id="sse"),
+]
+
+
+def _parser_class(path: str) -> type:
+    from otel_llm.adapters.ollama import NdjsonStream
+    from otel_llm.adapters.openai_compat import SseStream
+
+    return NdjsonStream if path == "/api/chat" else SseStream
+
+
+def _counting_feeds(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[int]:
+    calls = [0]
+    feed = cls.feed
+
+    def counted(self: Any, data: bytes) -> bool:
+        calls[0] += 1
+        return bool(feed(self, data))
+
+    monkeypatch.setattr(cls, "feed", counted)
+    return calls
+
+
+def _stream_attributes(spans: Spans) -> dict[str, Any]:
+    span = spans.one()
+    spans.clear()
+    assert StatusCode.UNSET == span.status.status_code
+    assert "final" == span.attributes["otel_llm.stream.ended_by"]
+    timed = ("duration", "time_to_first")
+    return {k: v for k, v in span.attributes.items() if not any(t in k for t in timed)}
+
+
+@pytest.mark.parametrize(("path", "ctype", "records"), _STREAMS)
+def test_steady_records_counted_as_the_parser_counts(
+    path: str,
+    ctype: str,
+    records: list[bytes],
+    spans: Spans,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The observer counts an ordinary record itself (``Steady``): every chunking of the
+    same stream gives the span the parser gives it when fed the whole body at once, and
+    one record per chunk reaches the parser for the few records that are not ordinary."""
+    feeds = _counting_feeds(monkeypatch, _parser_class(path))
+    body = b"".join(records)
+    client = sync_client(httpx, lambda: iter([body]), ctype)
+    with client.stream("POST", path, json=STREAMED) as response:
+        assert body == response.read()
+    whole = _stream_attributes(spans)
+    assert (
+        len(records) - (1 if ctype == "text/event-stream" else 0) == whole["otel_llm.stream.chunks"]
+    )
+    for name, chunks in _chunkings(records).items():
+        feeds[0] = 0
+        client = sync_client(httpx, lambda c=chunks: iter(c), ctype)  # type: ignore[misc]
+        with client.stream("POST", path, json=STREAMED) as response:
+            assert body == b"".join(response.iter_raw()), name
+        assert whole == _stream_attributes(spans), name
+        if name == "one record per chunk":
+            assert feeds[0] <= 5, feeds[0]  # first records, the tool call, the ending
+
+
+@pytest.mark.parametrize(("path", "ctype", "records"), _STREAMS)
+def test_steady_records_counted_as_the_parser_counts_async(
+    path: str,
+    ctype: str,
+    records: list[bytes],
+    spans: Spans,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Async twin of ``test_steady_records_counted_as_the_parser_counts``."""
+    feeds = _counting_feeds(monkeypatch, _parser_class(path))
+    body = b"".join(records)
+
+    async def read(chunks: list[bytes]) -> bytes:
+        client = async_client(httpx, _achunks(chunks), ctype)
+        async with client, client.stream("POST", path, json=STREAMED) as response:
+            return b"".join([part async for part in response.aiter_raw()])
+
+    assert body == asyncio.run(read([body]))
+    whole = _stream_attributes(spans)
+    for name, chunks in _chunkings(records).items():
+        feeds[0] = 0
+        assert body == asyncio.run(read(chunks)), name
+        assert whole == _stream_attributes(spans), name
+        if name == "one record per chunk":
+            assert feeds[0] <= 5, feeds[0]

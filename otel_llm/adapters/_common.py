@@ -10,7 +10,7 @@ from otel_llm import _fields
 from otel_llm import semconv as sc
 from otel_llm._fields import top_level
 from otel_llm._framing import BodyBuffer
-from otel_llm._types import LLMCall
+from otel_llm._types import LLMCall, Steady
 from otel_llm.semconv import MAX_TEXT_LENGTH
 
 __all__ = [
@@ -138,6 +138,7 @@ class JsonBody:
 
     __slots__ = ("_buffer", "_on_large", "_on_object", "_status_ok", "call")
 
+    steady: Steady | None = None  # one body, not a stream of records
     LIMIT = 1 << 14
     """Bytes decoded whole; a longer body is skimmed, so its cost stops growing here."""
     CAPTURE_LIMIT = 1 << 16
@@ -269,6 +270,7 @@ class ErrorBody:
 
     __slots__ = ("_buffer", "call")
 
+    steady: Steady | None = None
     LIMIT = 4096
 
     def __init__(self, call: LLMCall) -> None:

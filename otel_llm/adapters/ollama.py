@@ -18,7 +18,7 @@ from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._config import Settings
 from otel_llm._framing import LineFramer
-from otel_llm._types import LLMCall, Parser, Routes
+from otel_llm._types import LLMCall, Parser, Routes, Steady
 from otel_llm.adapters._common import (
     MAX_ERROR_LENGTH,
     MAX_TEXT_LENGTH,
@@ -59,6 +59,8 @@ _ORDINARY: Final = (b'"},"done":false}\n', b'","done":false}\n')
 """How an ordinary record ends: with a string, the message's text or thinking (chat) or
 the ``response`` (generate). Go writes fields in struct order, ``tool_calls`` after the
 text and ``done`` last when false, so a record ending so holds no tool call."""
+_STEADY: Final = Steady(b"", _ORDINARY, 1)
+"""One ordinary record in a chunk: the observer counts it (``Steady``)."""
 _SCALARS: Final = re.compile(
     rb'"(total_duration|load_duration|prompt_eval_count|prompt_eval_duration|'
     rb'eval_count|eval_duration|prompt_eval_cached_count|model|done_reason)": ?("[^"]*"|\d+)'
@@ -127,8 +129,13 @@ class NdjsonStream:
         self._fast = False  # past the thinking phase, not capturing: ordinary records skipped
         self.final = False
 
+    @property
+    def steady(self) -> Steady | None:
+        return _STEADY if self._fast and not self._framer.busy else None
+
     def feed(self, data: bytes) -> bool:
-        # The steady state: one ordinary record per chunk, two byte tests and a count.
+        # The steady state: one ordinary record per chunk, two byte tests and a count
+        # (``steady`` tells the httpx and requests observers to make them without a call).
         if self._fast and data.endswith(_ORDINARY) and not self._framer.busy:
             lines = data.count(b"\n")  # JSON escapes newlines inside strings: one per record
             self.call.chunks += lines

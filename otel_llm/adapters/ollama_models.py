@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
-from otel_llm._types import LLMCall, Parser, Routes
+from otel_llm._types import LLMCall, Parser, Routes, Steady
 from otel_llm.adapters._common import ErrorBody, JsonBody, as_int, loads, stream_incomplete
 
 __all__ = [
@@ -81,6 +81,8 @@ class Progress:
     """Streamed progress of a pull, push or create: bytes per layer, last status, errors."""
 
     __slots__ = ("_framer", "_layers", "call", "final")
+
+    steady: Steady | None = None  # every progress line is read
 
     def __init__(self, call: LLMCall) -> None:
         self.call = call

@@ -17,7 +17,7 @@ from typing import Any, Final
 from otel_llm import _content
 from otel_llm import semconv as sc
 from otel_llm._framing import LineFramer
-from otel_llm._types import LLMCall, Parser, Routes
+from otel_llm._types import LLMCall, Parser, Routes, Steady
 from otel_llm.adapters._common import (
     MAX_ERROR_LENGTH,
     MAX_ITEMS,
@@ -56,6 +56,8 @@ _ORDINARY: Final = (
 )
 """How an ordinary delta ends: its last field a string (text or reasoning), so no
 ``tool_calls`` (written after the text by Ollama and OpenAI), no finish, usage or error."""
+_STEADY: Final = Steady(b"data:", _ORDINARY, 2)
+"""One ordinary delta, then the blank line ending its event: the observer counts it."""
 _USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
 _MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
 _ID_HEAD: Final = re.compile(rb'\s*\{\s*"id": ?"([^"\\]*)"')
@@ -163,8 +165,13 @@ class SseStream:
         self._fast = False  # past the reasoning phase, not capturing: ordinary deltas skipped
         self.final = False
 
+    @property
+    def steady(self) -> Steady | None:
+        return _STEADY if self._fast and not self._framer.busy else None
+
     def feed(self, data: bytes) -> bool:
-        # The steady state: one ordinary delta per chunk, two byte tests and a count.
+        # The steady state: one ordinary delta per chunk, byte tests and a count
+        # (``steady`` tells the httpx and requests observers to make them without a call).
         if (
             self._fast
             and data.endswith(_ORDINARY)
