@@ -473,6 +473,24 @@ def _stream_attributes(spans: Spans) -> dict[str, Any]:
     return {k: v for k, v in span.attributes.items() if not any(t in k for t in timed)}
 
 
+def _assert_steady_counting(
+    read: Callable[[list[bytes]], bytes], records: list[bytes], spans: Spans, feeds: list[int]
+) -> None:
+    """Every chunking of ``records`` read through ``read`` gives the span the whole body
+    gives; one record per chunk feeds the parser only the records that are not ordinary."""
+    body = b"".join(records)
+    assert body == read([body])
+    whole = _stream_attributes(spans)
+    events = len(records) - (1 if records[-1] == b"data: [DONE]\n\n" else 0)
+    assert events == whole["otel_llm.stream.chunks"]
+    for name, chunks in _chunkings(records).items():
+        feeds[0] = 0
+        assert body == read(chunks), name
+        assert whole == _stream_attributes(spans), name
+        if name == "one record per chunk":
+            assert feeds[0] <= 5, feeds[0]  # first records, the tool call, the ending
+
+
 @pytest.mark.parametrize(("path", "ctype", "records"), _STREAMS)
 def test_steady_records_counted_as_the_parser_counts(
     path: str,
@@ -482,25 +500,15 @@ def test_steady_records_counted_as_the_parser_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The observer counts an ordinary record itself (``Steady``): every chunking of the
-    same stream gives the span the parser gives it when fed the whole body at once, and
-    one record per chunk reaches the parser for the few records that are not ordinary."""
+    same stream gives the span the parser gives it when fed the whole body at once."""
     feeds = _counting_feeds(monkeypatch, _parser_class(path))
-    body = b"".join(records)
-    client = sync_client(httpx, lambda: iter([body]), ctype)
-    with client.stream("POST", path, json=STREAMED) as response:
-        assert body == response.read()
-    whole = _stream_attributes(spans)
-    assert (
-        len(records) - (1 if ctype == "text/event-stream" else 0) == whole["otel_llm.stream.chunks"]
-    )
-    for name, chunks in _chunkings(records).items():
-        feeds[0] = 0
-        client = sync_client(httpx, lambda c=chunks: iter(c), ctype)  # type: ignore[misc]
+
+    def read(chunks: list[bytes]) -> bytes:
+        client = sync_client(httpx, lambda: iter(chunks), ctype)
         with client.stream("POST", path, json=STREAMED) as response:
-            assert body == b"".join(response.iter_raw()), name
-        assert whole == _stream_attributes(spans), name
-        if name == "one record per chunk":
-            assert feeds[0] <= 5, feeds[0]  # first records, the tool call, the ending
+            return b"".join(response.iter_raw())
+
+    _assert_steady_counting(read, records, spans, feeds)
 
 
 @pytest.mark.parametrize(("path", "ctype", "records"), _STREAMS)
@@ -513,18 +521,10 @@ def test_steady_records_counted_as_the_parser_counts_async(
 ) -> None:
     """Async twin of ``test_steady_records_counted_as_the_parser_counts``."""
     feeds = _counting_feeds(monkeypatch, _parser_class(path))
-    body = b"".join(records)
 
-    async def read(chunks: list[bytes]) -> bytes:
+    async def aread(chunks: list[bytes]) -> bytes:
         client = async_client(httpx, _achunks(chunks), ctype)
         async with client, client.stream("POST", path, json=STREAMED) as response:
             return b"".join([part async for part in response.aiter_raw()])
 
-    assert body == asyncio.run(read([body]))
-    whole = _stream_attributes(spans)
-    for name, chunks in _chunkings(records).items():
-        feeds[0] = 0
-        assert body == asyncio.run(read(chunks)), name
-        assert whole == _stream_attributes(spans), name
-        if name == "one record per chunk":
-            assert feeds[0] <= 5, feeds[0]
+    _assert_steady_counting(lambda chunks: asyncio.run(aread(chunks)), records, spans, feeds)
