@@ -16,7 +16,8 @@ commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a
   ``suppress_instrumentation()`` (which every configuration honours), in alternating
   order; ``cpu`` holds each pair's difference (traced minus suppressed). Both calls
   share one heap and one cache state, so a per-byte cost shows without the layout
-  differences between processes that move large-prompt cells for every config alike.
+  differences between processes that move large-prompt cells for every config alike;
+  each starts after an untimed collection (``_collected_apart``).
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
@@ -28,7 +29,8 @@ streamed: ``iter_lines`` + ``json.loads``), and the same raw call through the ot
 HTTP front-ends: ``requests-sync`` (a ``requests.Session``; streamed: ``stream=True`` +
 ``iter_lines``) and ``aiohttp-async`` (a ``ClientSession``; ``await resp.json()``;
 streamed: ``async for line in resp.content``); ``@100k`` / ``@1m`` after a kind: a prompt
-of that size instead of 1 KB. Every configuration exports through the same
+of that size instead of 1 KB; ``@1k-after-1m``: a 1 KB prompt, each call made after the
+app JSON-encodes 1 MB (``AFTER_ENCODE``). Every configuration exports through the same
 SDK ``TracerProvider`` + ``SimpleSpanProcessor`` + a counting exporter.
 """
 
