@@ -11,13 +11,14 @@ commands ``bench/run.py`` sends on stdin, one JSON object a line, replying one a
   phases: ``open`` (the call up to its first part), ``mid`` (every part after it but
   the last) and ``end`` (the last part, the end of the iterator and the response's
   close).
-* ``{"cmd": "batch", "kind": K, "mode": "paired", "n": N}`` runs N pairs of
+* ``{"cmd": "batch", "kind": K, "mode": "paired", "n": N, "period": S}`` runs N pairs of
   unstreamed calls in this one process, one traced and one under
   ``suppress_instrumentation()`` (which every configuration honours), in alternating
   order; ``cpu`` holds each pair's difference (traced minus suppressed). Both calls
   share one heap and one cache state, so a per-byte cost shows without the layout
   differences between processes that move large-prompt cells for every config alike;
-  each starts after an untimed collection (``_collected_apart``).
+  each starts S seconds after the previous one began, after an untimed collection
+  (``_CallsApart``).
 * ``{"cmd": "rss", "kind": K}``: a 200-chunk warm-up stream, then one ``bench-rss``
   stream (50,000 chunks); ``ru_maxrss`` before and after, in KiB.
 * ``{"cmd": "report"}``: span total, metric points collected, package versions.
@@ -29,8 +30,7 @@ streamed: ``iter_lines`` + ``json.loads``), and the same raw call through the ot
 HTTP front-ends: ``requests-sync`` (a ``requests.Session``; streamed: ``stream=True`` +
 ``iter_lines``) and ``aiohttp-async`` (a ``ClientSession``; ``await resp.json()``;
 streamed: ``async for line in resp.content``); ``@100k`` / ``@1m`` after a kind: a prompt
-of that size instead of 1 KB; ``@1k-after-1m``: a 1 KB prompt, each call made after the
-app JSON-encodes 1 MB (``AFTER_ENCODE``). Every configuration exports through the same
+of that size instead of 1 KB. Every configuration exports through the same
 SDK ``TracerProvider`` + ``SimpleSpanProcessor`` + a counting exporter.
 """
 
@@ -44,7 +44,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -60,13 +60,8 @@ from opentelemetry.sdk.trace.export import (
 CALL_MODEL = "bench-call"
 STREAM_MODEL = "bench-stream"
 RSS_MODEL = "bench-rss"
-PROMPT_BYTES = {"": 1_000, "100k": 100_000, "1m": 1_000_000, "1k-after-1m": 1_000}
+PROMPT_BYTES = {"": 1_000, "100k": 100_000, "1m": 1_000_000}
 """Prompt sizes: a kind's ``@100k`` / ``@1m`` suffix; 1 KB without one."""
-AFTER_ENCODE = {"1k-after-1m": "1m"}
-"""Sizes whose every call follows, untimed, the app's own JSON encoding of a prompt of
-another size (``@1k-after-1m``: a 1 KB call after encoding 1 MB, as a RAG app that
-assembles a big document and sends a small question would): the control that tells
-the prompt passing through an instrumentation from the app's big-object work near it."""
 CLIENTS = ("ollama", "openai", "httpx", "requests", "aiohttp")
 SYNC_ONLY, ASYNC_ONLY = ("requests",), ("aiohttp",)
 RAW = ("httpx", "requests", "aiohttp")
@@ -297,17 +292,6 @@ def _done(client: str, reply: Any) -> bool:
     return bool(reply["done"])
 
 
-def _ballast(size: str) -> dict[str, Any] | None:
-    """What the app encodes before each call of this size (``AFTER_ENCODE``), or None."""
-    other = AFTER_ENCODE.get(size)
-    return None if other is None else _body(CALL_MODEL, False, messages(other))
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    """JSON as httpx encodes a ``json=`` body."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-
-
 def run_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
     """N unstreamed calls; per call CPU and wall seconds."""
     client, _, size = parse_kind(kind)
@@ -326,10 +310,7 @@ def run_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[float]]:
         session = c.requests if client == "requests" else c.httpx
         post, url, body = session.post, c.chat_url, _body(CALL_MODEL, False, msgs)
         call = lambda: post(url, json=body).json()  # noqa: E731
-    ballast = _ballast(size)
     for _ in range(n):
-        if ballast is not None:
-            encoded = _encode(ballast)  # noqa: F841 (the app's work, untimed; freed next time)
         t0, w0 = tt(), pc()
         reply = call()
         t1, w1 = tt(), pc()
@@ -347,10 +328,7 @@ async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[f
     wall: list[float] = []
     tt, pc = time.thread_time, time.perf_counter
     body = _body(CALL_MODEL, False, msgs)
-    ballast = _ballast(size)
     for _ in range(n):
-        if ballast is not None:
-            encoded = _encode(ballast)  # noqa: F841
         t0, w0 = tt(), pc()
         if client == "ollama":
             reply = await c.aollama.chat(model=CALL_MODEL, messages=msgs)
@@ -368,52 +346,71 @@ async def arun_calls(c: Clients, kind: str, n: int) -> tuple[list[float], list[f
     return cpu, wall
 
 
-@contextlib.contextmanager
-def _collected_apart() -> Iterator[None]:
-    """Within: a collection before each paired call starts it from the same collector
-    state, on a heap whose older objects are frozen (``gc.freeze``), so it is cheap.
+class _CallsApart:
+    """Before each paired call: a collection, then the wait until ``period`` seconds have
+    passed since the previous call began (both untimed).
 
-    httpx keeps each request, body and all, in a reference cycle, freed only by the
-    collector, which runs when allocations trigger it: in whichever call of a pair
-    allocates past the threshold. At 1 MB that free moved pairs by hundreds of µs, one
-    way or the other (OpenLLMetry read -167 µs in one run). Collected before every call,
-    untimed, it lands in neither."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
+    The collection starts every call from the same collector state, on a heap whose older
+    objects are frozen (``gc.freeze``), so it is cheap. httpx keeps each request, body and
+    all, in a reference cycle, freed only by the collector, which runs when allocations
+    trigger it: in whichever call of a pair allocates past the threshold. At 1 MB that
+    free moved pairs by hundreds of µs, one way or the other (OpenLLMetry read -167 µs in
+    one run). The wait spaces every prompt size's calls equally (``run.Plan.pair_period``
+    says why)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.start = 0.0  # when the last call began (perf_counter)
+
+    def __enter__(self) -> _CallsApart:
+        gc.collect()
+        gc.freeze()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         gc.unfreeze()
 
+    def gap(self) -> float:
+        """Seconds to wait before the next call; that call is taken to start then."""
+        gc.collect()
+        now = time.perf_counter()
+        self.start = max(now, self.start + self.period)
+        return self.start - now
 
-def run_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
+
+def run_paired(c: Clients, kind: str, n: int, first: int = 0, period: float = 0.0) -> list[float]:
     """N pairs of calls, traced and suppressed, in alternating order (which goes first in
     the first pair: ``first``), after one untimed call, so that neither side always takes
     the batch's cold first call; each pair's CPU difference in seconds."""
-    with suppress_instrumentation():
-        run_calls(c, kind, 1)
     diffs: list[float] = []
-    with _collected_apart():
+    with _CallsApart(period) as apart:
+        time.sleep(apart.gap())
+        with suppress_instrumentation():
+            run_calls(c, kind, 1)
         for i in range(first, first + n):
             cpu = {}
             for traced in (True, False) if i % 2 else (False, True):
-                gc.collect()
+                time.sleep(apart.gap())
                 with contextlib.nullcontext() if traced else suppress_instrumentation():
                     cpu[traced] = run_calls(c, kind, 1)[0][0]
             diffs.append(cpu[True] - cpu[False])
     return diffs
 
 
-async def arun_paired(c: Clients, kind: str, n: int, first: int = 0) -> list[float]:
+async def arun_paired(
+    c: Clients, kind: str, n: int, first: int = 0, period: float = 0.0
+) -> list[float]:
     """Async twin of ``run_paired``."""
-    with suppress_instrumentation():
-        await arun_calls(c, kind, 1)
     diffs: list[float] = []
-    with _collected_apart():
+    with _CallsApart(period) as apart:
+        await asyncio.sleep(apart.gap())
+        with suppress_instrumentation():
+            await arun_calls(c, kind, 1)
         for i in range(first, first + n):
             cpu = {}
             for traced in (True, False) if i % 2 else (False, True):
-                gc.collect()
+                await asyncio.sleep(apart.gap())
                 with contextlib.nullcontext() if traced else suppress_instrumentation():
                     cpu[traced] = (await arun_calls(c, kind, 1))[0][0]
             diffs.append(cpu[True] - cpu[False])
@@ -508,7 +505,7 @@ class Worker:
     def __init__(self, config: str, url: str) -> None:
         self.config = config
         self.exporter = CountingExporter()
-        self.paired_batches = 0
+        self.paired_batches: dict[str, int] = {}
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
@@ -517,7 +514,7 @@ class Worker:
         self.loop = asyncio.new_event_loop()
         self.clients = Clients(url, self.loop)
 
-    def batch(self, kind: str, mode: str, n: int) -> dict[str, Any]:
+    def batch(self, kind: str, mode: str, n: int, period: float = 0.0) -> dict[str, Any]:
         before = self.exporter.count
         out: dict[str, Any] = {"calls": n}
         p0 = time.process_time()
@@ -528,11 +525,12 @@ class Worker:
                 cpu, wall = run_calls(self.clients, kind, n)
             out.update(cpu=cpu, wall=wall)
         elif mode == "paired":
-            first = self.paired_batches = self.paired_batches + 1  # batches alternate too
+            # Which call goes first alternates from batch to batch of the same kind.
+            first = self.paired_batches[kind] = self.paired_batches.get(kind, 0) + 1
             out["cpu"] = (
-                self.loop.run_until_complete(arun_paired(self.clients, kind, n, first))
+                self.loop.run_until_complete(arun_paired(self.clients, kind, n, first, period))
                 if parse_kind(kind)[1]
-                else run_paired(self.clients, kind, n, first)
+                else run_paired(self.clients, kind, n, first, period)
             )
         else:
             rows = (
@@ -646,7 +644,8 @@ def main(argv: Sequence[str]) -> int:
         name = cmd["cmd"]
         try:
             if name == "batch":
-                reply({"ok": True, **worker.batch(cmd["kind"], cmd["mode"], cmd["n"])})
+                batch = worker.batch(cmd["kind"], cmd["mode"], cmd["n"], cmd.get("period", 0.0))
+                reply({"ok": True, **batch})
             elif name == "rss":
                 reply({"ok": True, **worker.rss(cmd["kind"])})
             elif name == "report":

@@ -119,15 +119,12 @@ MODES = ("call", "stream")
 SIZED_BATCH = {"100k": 5, "1m": 2}  # calls per batch for the large prompts (slow clients)
 PAIRED_KINDS = ("ollama-sync", "ollama-async")
 PAIRED_SIZES = ("", "100k", "1m")
-PAIRED_CONTROL = "1k-after-1m"  # a 1 KB call after the app JSON-encodes 1 MB (_worker.AFTER_ENCODE)
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
-PAIRED_BATCH = {"": 6, "100k": 3, "1m": 2, PAIRED_CONTROL: 6}  # pairs per batch
-PAIRED_CELLS = tuple(
-    (f"{k}@{z}" if z else k, "paired")
-    for k in PAIRED_KINDS
-    for z in (*PAIRED_SIZES, PAIRED_CONTROL)
-)
+PAIRED_BATCH = {"": 6, "100k": 6, "1m": 12}
+"""Pairs per batch. Spaced calls take the same time at every size (``Plan.pair_period``);
+a 1 MB pair's difference is the noisiest (each call's own CPU moves by more), so more."""
+PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
     tuple((k, m) for k in KINDS for m in MODES)
@@ -152,6 +149,15 @@ class Plan:
     rss_chunks: int
     rss_reps: int
     min_rounds: int  # the time budget never cuts a run below this many rounds
+    pair_period: float = 0.0
+    """Seconds from the start of one paired call to the next, at every prompt size (0: back
+    to back, as runs before it was a field). The same code costs more CPU the longer ago
+    it last ran: on this VM a piece of our per-call code run 1 ms after its last run costs
+    about 2.5x its back-to-back cost, even when the thread spun meanwhile rather than
+    slept (the SDK's span code and ``json`` grew alike). Back to back, a 1 KB call repeats
+    every 0.6 ms and a 1 MB one every 7 ms, and that difference showed as growth with the
+    prompt; spaced equally, only the prompt differs. A real model answers in far more than 10 ms, so
+    real calls are spaced at least this far apart."""
 
 
 # Small batches, many rounds: configurations compared within a round ran within a
@@ -166,6 +172,7 @@ FULL = Plan(
     rss_chunks=50_000,
     rss_reps=3,
     min_rounds=30,
+    pair_period=0.010,
 )
 QUICK = Plan(
     rounds=20,
@@ -177,6 +184,7 @@ QUICK = Plan(
     rss_chunks=50_000,
     rss_reps=1,
     min_rounds=10,
+    pair_period=0.010,
 )
 
 
@@ -396,7 +404,8 @@ def measure(
 
     def run(config: str, kind: str, mode: str, n: int, keep: bool) -> None:
         cell = cells[config, kind, mode]
-        reply = workers[config].ask(cmd="batch", kind=kind, mode=mode, n=n)
+        spacing = {"period": plan.pair_period} if mode == "paired" else {}
+        reply = workers[config].ask(cmd="batch", kind=kind, mode=mode, n=n, **spacing)
         if not reply.get("ok"):
             cell.broken = f"BROKEN: {reply.get('error')}"
             live[config, kind, mode] = False
@@ -633,8 +642,7 @@ def summarise(
 
 
 Paired = dict[tuple[str, str], list[tuple[float, tuple[float, float]] | None]]
-"""(config, kind) -> per prompt size (``PAIRED_SIZES``, then ``PAIRED_CONTROL``): added µs,
-median over rounds, CI."""
+"""(config, kind) -> per prompt size (``PAIRED_SIZES``): added µs, median over rounds, CI."""
 
 
 def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
@@ -643,7 +651,7 @@ def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
     for config in PAIRED_CONFIGS:
         for kind in PAIRED_KINDS:
             sizes: list[tuple[float, tuple[float, float]] | None] = []
-            for size in (*PAIRED_SIZES, PAIRED_CONTROL):
+            for size in PAIRED_SIZES:
                 cell = cells.get((config, f"{kind}@{size}" if size else kind, "paired"))
                 if cell is None or cell.broken or not cell.rounds:
                     sizes.append(None)
@@ -656,32 +664,32 @@ def summarise_paired(cells: dict[tuple[str, str, str], Cell]) -> Paired:
 
 def _spread(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float | None:
     """How far the farthest prompt size is from the 1 KB figure, as a fraction of it; None
-    when a size is missing or the 1 KB figure is not above zero (the control is not a size)."""
-    sizes = sizes[: len(PAIRED_SIZES)]
+    when a size is missing or the 1 KB figure is not above zero."""
     medians = [s[0] for s in sizes if s is not None]
     if not medians or len(medians) != len(sizes) or medians[0] <= 0:
         return None
     return max(abs(m - medians[0]) for m in medians) / medians[0]
 
 
-def paired_table(paired: Paired) -> list[str]:
+def paired_table(paired: Paired, plan: Plan) -> list[str]:
+    spacing = (
+        f"each call starting {1000 * plan.pair_period:.0f} ms after the previous one began, "
+        "at every size (`Plan.pair_period`: the same code costs more the longer ago it last "
+        "ran, and back to back a 1 MB call repeats ten times less often than a 1 KB one)"
+        if plan.pair_period
+        else "back to back"
+    )
     md = [
         "### Prompt size, paired in one process: added CPU per unstreamed call",
         "",
         "(calling thread µs: traced minus suppressed (`suppress_instrumentation()`) in the "
-        "same worker, the two calls of a pair back to back in alternating order; median "
-        "over rounds of each round's median pair, 95% CI. One process means one heap: the "
-        "cross-process cells above also move with allocator and cache layout, which the "
-        "A/A row shows at 100 KB and 1 MB. Every call starts after a collection (untimed), "
-        "so the request bodies httpx leaves in reference cycles are freed in neither call. "
-        "Bare here is the null check: both calls of its "
-        f"pairs are bare. {PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and "
-        f"{PAIRED_BATCH['1m']} pairs per batch. *1 KB after 1 MB*: the control, a 1 KB call "
-        "made right after the app has JSON-encoded a 1 MB prompt of its own (untimed, in "
-        f"both calls of a pair; {PAIRED_BATCH[PAIRED_CONTROL]} pairs per batch): what the "
-        "app's big-object work near the call does to the same instrumentation code, with "
-        "no large prompt passing through it; the last column compares the 1 MB prompt "
-        "with it.)",
+        f"same worker, in alternating order, {spacing}; median over rounds of each round's "
+        "median pair, 95% CI. One process means one heap: the cross-process cells above "
+        "also move with allocator and cache layout, which the A/A row shows at 100 KB and "
+        "1 MB. Every call starts after a collection (untimed), so the request bodies httpx "
+        "leaves in reference cycles are freed in neither call. Bare here is the null "
+        "check: both calls of its pairs are bare. "
+        f"{PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and {PAIRED_BATCH['1m']} pairs per batch.)",
         "",
     ]
     body = []
@@ -691,37 +699,12 @@ def paired_table(paired: Paired) -> list[str]:
         cells = [
             f"**{f1(s[0])}** ({rng(s[1])})" if s is not None else "not measured" for s in sizes
         ]
-        cells += ["not measured"] * (len(PAIRED_SIZES) + 1 - len(cells))
         spread = _spread(sizes) if config != "bare" else None  # bare's pairs are ~0 µs
         shown = "—" if spread is None else f"{100 * spread:.0f}%"
-        control = _control_gap(sizes) if config != "bare" else None
-        against = "—" if control is None else f"{100 * control:+.0f}%"
-        body.append([f"`{kind}`", LABELS[config], *cells[:3], shown, cells[3], against])
-    md += _table(
-        [
-            "client",
-            "config",
-            "1 KB",
-            "100 KB",
-            "1 MB",
-            "most off 1 KB",
-            "1 KB after 1 MB",
-            "1 MB vs 1 KB after 1 MB",
-        ],
-        body,
-    )
+        body.append([f"`{kind}`", LABELS[config], *cells, shown])
+    md += _table(["client", "config", "1 KB", "100 KB", "1 MB", "most off 1 KB"], body)
     md.append("")
     return md
-
-
-def _control_gap(sizes: Sequence[tuple[float, tuple[float, float]] | None]) -> float | None:
-    """The 1 MB prompt's figure against the control's (``PAIRED_CONTROL``), as a fraction."""
-    if len(sizes) <= len(PAIRED_SIZES):
-        return None
-    big, control = sizes[len(PAIRED_SIZES) - 1], sizes[len(PAIRED_SIZES)]
-    if big is None or control is None or control[0] <= 0:
-        return None
-    return (big[0] - control[0]) / control[0]
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -946,7 +929,7 @@ def report(
         body,
     )
     md.append("")
-    md += paired_table(paired)
+    md += paired_table(paired, plan)
 
     md += [
         f"### Peak RSS over one {plan.rss_chunks:,}-chunk stream (`{RSS_KIND}`, a fresh "
@@ -1009,7 +992,7 @@ def report(
     md += _table(["config", "spans exported", "span names", "metrics collected"], body)
     md.append("")
 
-    targets = evaluate_targets(tables, rss, paired)
+    targets = evaluate_targets(tables, rss, paired, plan)
     return "\n".join(md), targets
 
 
@@ -1085,7 +1068,7 @@ def frontends_table(tables: dict[str, list[Row]]) -> list[str]:
 
 
 def evaluate_targets(
-    tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]], paired: Paired
+    tables: dict[str, list[Row]], rss: dict[str, dict[str, Any]], paired: Paired, plan: Plan
 ) -> list[str]:
     lines: list[str] = []
 
@@ -1162,17 +1145,14 @@ def evaluate_targets(
         if ok is None:
             detail = "not measured in this run"
         else:
-            figures = " / ".join(f1(z[0]) for z in sizes[: len(PAIRED_SIZES)] if z is not None)
+            figures = " / ".join(f1(z[0]) for z in sizes if z is not None)
             detail = f"{figures} µs at 1 KB / 100 KB / 1 MB (limit ±{FLAT:.0%} of 1 KB)"
-            gap, control = _control_gap(sizes), sizes[len(PAIRED_SIZES) :]
-            if gap is not None and control[0] is not None:
-                detail += (
-                    f"; a 1 KB call after the app JSON-encodes 1 MB: {f1(control[0][0])} µs "
-                    f"(1 MB {100 * gap:+.0f}% of it)"
-                )
+        spacing = (
+            f"calls {1000 * plan.pair_period:.0f} ms apart" if plan.pair_period else "back to back"
+        )
         lines.append(
             f"{verdict(ok)}  [{kind}] added CPU per unstreamed call flat from 1 KB to 1 MB "
-            f"prompts (paired in one process): {detail}"
+            f"prompts (paired in one process, {spacing}): {detail}"
         )
     ours, bare = rss.get("otel_llm", {}), rss.get("bare", {})
     if "growth_kb" in ours and "growth_kb" in bare:
