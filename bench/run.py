@@ -154,7 +154,7 @@ class Plan:
     to back, as runs before it was a field). The same code costs more CPU the longer ago
     it last ran: on this VM a piece of our per-call code run 1 ms after its last run costs
     about 2.5x its back-to-back cost, even when the thread spun meanwhile rather than
-    slept (the SDK's span code and ``json`` grew alike). Back to back, a 1 KB call repeats
+    slept (the SDK's span code and ``json`` grew 1.7x to 3x). Back to back, a 1 KB call repeats
     every 0.6 ms and a 1 MB one every 7 ms, and that difference showed as growth with the
     prompt; spaced equally, only the prompt differs. A real model answers in far more than 10 ms, so
     real calls are spaced at least this far apart."""
