@@ -121,9 +121,11 @@ PAIRED_KINDS = ("ollama-sync", "ollama-async")
 PAIRED_SIZES = ("", "100k", "1m")
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
-PAIRED_BATCH = {"": 6, "100k": 6, "1m": 12}
-"""Pairs per batch. Spaced calls take the same time at every size (``Plan.pair_period``);
-a 1 MB pair's difference is the noisiest (each call's own CPU moves by more), so more."""
+PAIRED_BATCH = 12
+"""Pairs per batch, at every size: spaced calls take the same time at every size
+(``Plan.pair_period``). Spaced calls run cold, and a cold call's CPU moves by more: with
+6 pairs a batch, a cell's median moved by 5 to 30 µs between two runs, near the flatness
+target's 20 % of about 220 µs."""
 PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
@@ -417,7 +419,7 @@ def measure(
 
     def batch_size(kind: str, mode: str, warm: bool) -> int:
         if mode == "paired":
-            return PAIRED_BATCH[kind.partition("@")[2]]
+            return PAIRED_BATCH
         if "@" in kind:
             return SIZED_BATCH[kind.partition("@")[2]] * (3 if warm else 1)
         if mode == "call":
@@ -688,8 +690,7 @@ def paired_table(paired: Paired, plan: Plan) -> list[str]:
         "also move with allocator and cache layout, which the A/A row shows at 100 KB and "
         "1 MB. Every call starts after a collection (untimed), so the request bodies httpx "
         "leaves in reference cycles are freed in neither call. Bare here is the null "
-        "check: both calls of its pairs are bare. "
-        f"{PAIRED_BATCH['']}, {PAIRED_BATCH['100k']} and {PAIRED_BATCH['1m']} pairs per batch.)",
+        f"check: both calls of its pairs are bare. {PAIRED_BATCH} pairs per batch.)",
         "",
     ]
     body = []
