@@ -122,10 +122,10 @@ PAIRED_SIZES = ("", "100k", "1m")
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
 PAIRED_BATCH = 12
-"""Pairs per batch, at every size: spaced calls take the same time at every size
-(``Plan.pair_period``). Spaced calls run cold, and a cold call's CPU moves by more: with
-6 pairs a batch, a cell's median moved by 5 to 30 µs between two runs, near the flatness
-target's 20 % of about 220 µs."""
+"""Pairs per batch, the same at every size, since spaced calls (``Plan.pair_period``) take
+the same time at every size. Spaced calls run cold, and a cold call's CPU moves by more:
+with 6 pairs a batch, a cell's median moved by 5 to 30 µs between two runs, near the
+flatness target's 20 % of about 220 µs."""
 PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
@@ -152,14 +152,14 @@ class Plan:
     rss_reps: int
     min_rounds: int  # the time budget never cuts a run below this many rounds
     pair_period: float = 0.0
-    """Seconds from the start of one paired call to the next, at every prompt size (0: back
-    to back, as runs before it was a field). The same code costs more CPU the longer ago
-    it last ran: on this VM a piece of our per-call code run 1 ms after its last run costs
-    about 2.5x its back-to-back cost, even when the thread spun meanwhile rather than
-    slept (the SDK's span code and ``json`` grew 1.7x to 3x). Back to back, a 1 KB call repeats
-    every 0.6 ms and a 1 MB one every 7 ms, and that difference showed as growth with the
-    prompt; spaced equally, only the prompt differs. A real model answers in far more than 10 ms, so
-    real calls are spaced at least this far apart."""
+    """Seconds from the start of one paired call to the next, at every prompt size (0, back
+    to back, in raw files written before this field). The same code costs more CPU the
+    longer ago it last ran: on this VM a piece of our per-call code run 1 ms after its
+    last run costs about 2.5x its back-to-back cost, even when the thread spun meanwhile
+    rather than slept (the SDK's span code and ``json`` grew 1.7x to 3x). Back to back, a
+    1 KB call repeats every 0.6 ms and a 1 MB one every 7 ms, and that difference showed
+    as growth with the prompt; spaced equally, only the prompt differs. A real model
+    answers in far more than 10 ms, so real calls are at least this far apart."""
 
 
 # Small batches, many rounds: configurations compared within a round ran within a
