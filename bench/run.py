@@ -121,11 +121,6 @@ PAIRED_KINDS = ("ollama-sync", "ollama-async")
 PAIRED_SIZES = ("", "100k", "1m")
 PAIRED_CONFIGS = ("bare", "otel_llm", "openllmetry")
 """Prompt size paired in one process (``_worker.run_paired``): bare is the null check."""
-PAIRED_BATCH = 12
-"""Pairs per batch, the same at every size, since spaced calls (``Plan.pair_period``) take
-the same time at every size. Spaced calls run cold, and a cold call's CPU moves by more:
-with 6 pairs a batch, a cell's median moved by 5 to 30 µs between two runs, near the
-flatness target's 20 % of about 220 µs."""
 PAIRED_CELLS = tuple((f"{k}@{z}" if z else k, "paired") for k in PAIRED_KINDS for z in PAIRED_SIZES)
 FLAT = 0.2  # "flat within 20% from 1 KB to 1 MB"
 CELLS = (
@@ -160,6 +155,12 @@ class Plan:
     1 KB call repeats every 0.6 ms and a 1 MB one every 7 ms, and that difference showed
     as growth with the prompt; spaced equally, only the prompt differs. A real model
     answers in far more than 10 ms, so real calls are at least this far apart."""
+    paired_batch: int = 0
+    """Pairs per paired batch, the same at every size, since spaced calls take the same
+    time at every size (0 in raw files written before this field: not recorded). Spaced
+    calls run cold, and a cold call's CPU moves by more: with 6 pairs a batch, a cell's
+    median moved by 5 to 30 µs between two runs, near the flatness target's 20 % of about
+    220 µs."""
 
 
 # Small batches, many rounds: configurations compared within a round ran within a
@@ -175,6 +176,7 @@ FULL = Plan(
     rss_reps=3,
     min_rounds=30,
     pair_period=0.010,
+    paired_batch=12,
 )
 QUICK = Plan(
     rounds=20,
@@ -187,6 +189,7 @@ QUICK = Plan(
     rss_reps=1,
     min_rounds=10,
     pair_period=0.010,
+    paired_batch=12,
 )
 
 
@@ -419,7 +422,7 @@ def measure(
 
     def batch_size(kind: str, mode: str, warm: bool) -> int:
         if mode == "paired":
-            return PAIRED_BATCH
+            return plan.paired_batch
         if "@" in kind:
             return SIZED_BATCH[kind.partition("@")[2]] * (3 if warm else 1)
         if mode == "call":
@@ -681,6 +684,11 @@ def paired_table(paired: Paired, plan: Plan) -> list[str]:
         if plan.pair_period
         else "back to back"
     )
+    pairs = (
+        f"{plan.paired_batch} pairs per batch"
+        if plan.paired_batch
+        else "pairs per batch not recorded"
+    )
     md = [
         "### Prompt size, paired in one process: added CPU per unstreamed call",
         "",
@@ -690,7 +698,7 @@ def paired_table(paired: Paired, plan: Plan) -> list[str]:
         "also move with allocator and cache layout, which the A/A row shows at 100 KB and "
         "1 MB. Every call starts after a collection (untimed), so the request bodies httpx "
         "leaves in reference cycles are freed in neither call. Bare here is the null "
-        f"check: both calls of its pairs are bare. {PAIRED_BATCH} pairs per batch.)",
+        f"check: both calls of its pairs are bare. {pairs}.)",
         "",
     ]
     body = []
