@@ -1482,9 +1482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--budget",
         type=float,
-        default=360.0,
+        default=600.0,
         help="seconds for the interleaved rounds; on a slow or busy machine the run stops "
-        "after the round that would overrun it (default 360)",
+        "after the round that would overrun it (default 600)",
     )
     parser.add_argument(
         "--report-from",
