@@ -56,8 +56,10 @@ _ORDINARY: Final = (
 )
 """How an ordinary delta ends: its last field a string (text or reasoning), so no
 ``tool_calls`` (written after the text by Ollama and OpenAI), no finish, usage or error."""
-_STEADY: Final = Steady(b"data:", _ORDINARY, 2)
-"""One ordinary delta, then the blank line ending its event: the observer counts it."""
+_ORDINARY_HEAD: Final = b"data:"
+_ORDINARY_LINES: Final = 2  # the delta's line, then the blank line ending its event
+_STEADY: Final = Steady(_ORDINARY_HEAD, _ORDINARY, _ORDINARY_LINES)
+"""One ordinary delta in a chunk: the observer counts it, as ``SseStream.feed`` would."""
 _USAGE_TAIL: Final = re.compile(rb'"(prompt_tokens|completion_tokens)": ?(\d+)')
 _MODEL_HEAD: Final = re.compile(rb'"model": ?"([^"]*)"')
 _ID_HEAD: Final = re.compile(rb'\s*\{\s*"id": ?"([^"\\]*)"')
@@ -175,8 +177,8 @@ class SseStream:
         if (
             self._fast
             and data.endswith(_ORDINARY)
-            and data.count(b"\n") == 2  # one line, then the blank line ending the event
-            and data.startswith(b"data:")
+            and data.count(b"\n") == _ORDINARY_LINES
+            and data.startswith(_ORDINARY_HEAD)
             and not self._framer.busy
         ):
             self.call.chunks += 1
